@@ -1,0 +1,209 @@
+//! Lenient field types for payload structs: platforms send numbers as strings and strings as
+//! numbers, `null` where a value is expected, and placeholders where a number should be. These
+//! types accept any of that and keep what can be used, so one odd field never loses a delivery.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// Any scalar as trimmed text: strings, numbers (integers kept exact, so 64-bit keys survive),
+/// booleans. `null`, empty strings, objects and arrays are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Text(pub Option<String>);
+
+impl Text {
+    pub fn into_option(self) -> Option<String> {
+        self.0
+    }
+
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor).map(Text)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, a number or null")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let trimmed = v.trim();
+        Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.is_finite().then(|| v.to_string()))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(TextVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// A non-negative whole number (seconds, counts) sent as a number or a numeric string. Anything
+/// else (placeholders, negatives, null) is `None`: unknown, never guessed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Count(pub Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = deserializer.deserialize_any(TextVisitor)?;
+        Ok(Count(text.as_deref().and_then(parse_count)))
+    }
+}
+
+fn parse_count(text: &str) -> Option<u64> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    let n = text.parse::<f64>().ok()?;
+    // Rounded, because some platforms send seconds as 181.0.
+    (n.is_finite() && n >= 0.0 && n < u64::MAX as f64).then(|| n.round() as u64)
+}
+
+/// A decimal number (percentages) sent as a number or a numeric string.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Decimal(pub Option<f64>);
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = deserializer.deserialize_any(TextVisitor)?;
+        let value = text.as_deref().and_then(|t| t.trim_end_matches('%').parse::<f64>().ok());
+        Ok(Decimal(value.filter(|v| v.is_finite())))
+    }
+}
+
+/// A flag sent as a boolean, `"true"`/`"false"`, or 1/0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flag(pub Option<bool>);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = deserializer.deserialize_any(TextVisitor)?;
+        let value = match text.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("true" | "1" | "yes") => Some(true),
+            Some("false" | "0" | "no") => Some(false),
+            _ => None,
+        };
+        Ok(Flag(value))
+    }
+}
+
+/// A list that may arrive as `null`, a single object, or not at all: always a `Vec`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct List<T>(pub Vec<T>);
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany<T> {
+            Many(Vec<T>),
+            One(T),
+        }
+        let items = Option::<OneOrMany<T>>::deserialize(deserializer)?;
+        Ok(List(match items {
+            None => Vec::new(),
+            Some(OneOrMany::Many(items)) => items,
+            Some(OneOrMany::One(item)) => vec![item],
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Sample {
+        #[serde(default)]
+        text: Text,
+        #[serde(default)]
+        count: Count,
+        #[serde(default)]
+        rate: Decimal,
+        #[serde(default)]
+        flag: Flag,
+    }
+
+    fn sample(json: &str) -> Sample {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn text_accepts_any_scalar_and_keeps_big_integers_exact() {
+        assert_eq!(sample(r#"{"text": 9007199254740993123}"#).text.0.unwrap(), "9007199254740993123");
+        assert_eq!(sample(r#"{"text": " a "}"#).text.0.unwrap(), "a");
+        assert_eq!(sample(r#"{"text": ""}"#).text.0, None);
+        assert_eq!(sample(r#"{"text": {"nested": [1]}}"#).text.0, None);
+        assert_eq!(sample(r#"{}"#).text.0, None);
+    }
+
+    #[test]
+    fn counts_accept_strings_and_refuse_placeholders() {
+        assert_eq!(sample(r#"{"count": "3600"}"#).count.0, Some(3600));
+        assert_eq!(sample(r#"{"count": 181.0}"#).count.0, Some(181));
+        assert_eq!(sample(r#"{"count": "[seconds attended webinar]"}"#).count.0, None);
+        assert_eq!(sample(r#"{"count": -5}"#).count.0, None);
+        assert_eq!(sample(r#"{"count": null}"#).count.0, None);
+    }
+
+    #[test]
+    fn decimals_and_flags_are_lenient() {
+        assert_eq!(sample(r#"{"rate": "87.5"}"#).rate.0, Some(87.5));
+        assert_eq!(sample(r#"{"rate": "87%"}"#).rate.0, Some(87.0));
+        assert_eq!(sample(r#"{"flag": "true"}"#).flag.0, Some(true));
+        assert_eq!(sample(r#"{"flag": 0}"#).flag.0, Some(false));
+    }
+}
