@@ -1,5 +1,13 @@
 //! Rollcall: receives webinar platforms' webhooks, keeps every delivery, and projects them into
 //! webinars, registrations and attendance an organizer can report on.
 
+pub mod cli;
+#[cfg(feature = "desktop")]
+pub mod desktop;
 pub mod facts;
+pub mod hookup;
+pub mod http;
 pub mod platforms;
+pub mod server;
+pub mod signature;
+pub mod store;

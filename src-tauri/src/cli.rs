@@ -1,0 +1,422 @@
+//! The command line (clap): the default command (desktop window when there is a display,
+//! otherwise the headless server), `serve`, `sources`, `import`, `reindex` and `deliveries`.
+//! Errors end here, printed with their causes; nothing below returns `anyhow`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use chrono::Utc;
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+use rusqlite::TransactionBehavior;
+
+use crate::facts::Platform;
+use crate::hookup;
+use crate::http::ingest::DEFAULT_BODY_LIMIT;
+use crate::server::{ServeOptions, Server};
+use crate::store::journal::{self, DeliveryFilter, NewDelivery, Prepared, Status, Via};
+use crate::store::sources::{self, Source};
+use crate::store::{database_path, open_read_only, open_writer, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about = "Attendance dashboard for webinar organizers")]
+pub struct Cli {
+    /// Where Rollcall keeps its database [default: the platform's app-data directory]
+    #[arg(long, global = true, env = "ROLLCALL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run headless: receive webhooks and print where
+    Serve(ServeArgs),
+    /// Add, list, rotate or remove webhook sources
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+    /// Journal payload files as deliveries (backfill, tests)
+    Import(ImportArgs),
+    /// Rebuild every report table from the journal
+    Reindex,
+    /// List recent deliveries with their status
+    Deliveries(DeliveriesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the webhook listener binds to (point the tunnel here)
+    #[arg(long, env = "ROLLCALL_INGEST_BIND", default_value = "127.0.0.1:8787")]
+    pub ingest_bind: SocketAddr,
+    /// Largest webhook body accepted, in bytes
+    #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// The public URL the platforms reach this receiver at (your tunnel's URL)
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct PublicUrl {
+    /// The public URL the platforms reach the receiver at (your tunnel's URL)
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL", default_value = "http://127.0.0.1:8787")]
+    public_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum SourcesCommand {
+    /// Add a source and print its webhook URLs
+    Add {
+        /// bigmarker, tagmango, livestorm or gotowebinar
+        platform: Platform,
+        /// A name for this source, unique among sources
+        label: String,
+        /// IANA zone for times the platform sends without one [default: this machine's]
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// A GoTo Webinar secret key (repeat for several); signed deliveries must match one
+        #[arg(long = "secret-key")]
+        secret_keys: Vec<String>,
+        #[command(flatten)]
+        public: PublicUrl,
+    },
+    /// List sources and their webhook URLs
+    List {
+        #[command(flatten)]
+        public: PublicUrl,
+    },
+    /// Give a source a new token: the old URLs stop working at once
+    Rotate {
+        /// The source's label or id
+        source: String,
+        #[command(flatten)]
+        public: PublicUrl,
+    },
+    /// Remove a source: its URLs stop working; its deliveries are kept
+    Remove {
+        /// The source's label or id
+        source: String,
+    },
+    /// Add a GoTo Webinar secret key to a source
+    AddKey { source: String, key: String },
+    /// Remove a GoTo Webinar secret key from a source
+    RemoveKey { source: String, key: String },
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// bigmarker, tagmango, livestorm or gotowebinar
+    platform: Platform,
+    /// Payload files; a name like `webinar.completed.all@anything.json` sets the trigger
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The event the files are (TagMango event, Livestorm native trigger, BigMarker hook)
+    #[arg(long)]
+    trigger: Option<String>,
+    /// Attribute the deliveries to this source (label or id); its zone is used
+    #[arg(long)]
+    source: Option<String>,
+    /// IANA zone for times sent without one [default: the source's, else this machine's]
+    #[arg(long)]
+    time_zone: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DeliveriesArgs {
+    /// projected, duplicate, quarantined or ignored
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    platform: Option<Platform>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Runs the command line and turns any error into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = data_dir(cli.data_dir)?;
+    match cli.command {
+        None => default_command(&data_dir),
+        Some(Command::Serve(args)) => serve(&data_dir, &args),
+        Some(Command::Sources(command)) => sources_command(&data_dir, command),
+        Some(Command::Import(args)) => import(&data_dir, &args),
+        Some(Command::Reindex) => reindex(&data_dir),
+        Some(Command::Deliveries(args)) => deliveries(&data_dir, &args),
+    }
+}
+
+fn data_dir(chosen: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match chosen {
+        Some(dir) => Ok(dir),
+        None => dirs::data_dir()
+            .map(|dir| dir.join("rollcall"))
+            .context("this machine has no app-data directory; pass --data-dir"),
+    }
+}
+
+/// The serve settings the default command uses: flag defaults, overridden by the environment.
+fn default_serve_args() -> ServeArgs {
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    Defaults::parse_from(["rollcall"]).serve
+}
+
+/// The desktop window when built with it and a display exists; otherwise the headless server.
+fn default_command(data_dir: &Path) -> anyhow::Result<()> {
+    #[cfg(feature = "desktop")]
+    if has_display() {
+        return crate::desktop::run(data_dir, &default_serve_args());
+    }
+    eprintln!("No display found: running headless (`rollcall serve`).");
+    serve(data_dir, &default_serve_args())
+}
+
+#[cfg(feature = "desktop")]
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+        || cfg!(any(target_os = "macos", target_os = "windows"))
+}
+
+pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
+    ServeOptions {
+        data_dir: data_dir.to_owned(),
+        ingest_bind: args.ingest_bind,
+        body_limit: args.body_limit,
+        store: StoreOptions::default(),
+    }
+}
+
+fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::start(&serve_options(data_dir, args)).await?;
+        let addr = server.ingest_addr();
+        let public = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        println!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
+        println!("Data directory: {}", data_dir.display());
+        let listed = server.reads().with(sources::list)?;
+        print_sources(&public, &listed);
+        wait_for_stop().await;
+        println!("Stopping: answering in-flight deliveries...");
+        server.stop().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_sources(public: &str, listed: &[Source]) {
+    if listed.is_empty() {
+        println!("No sources yet: add one with `rollcall sources add <platform> <label>`.");
+    }
+    for source in listed {
+        print_source(public, source);
+    }
+}
+
+fn print_source(public: &str, source: &Source) {
+    println!(
+        "\n[{}] {} ({}), times without a zone read in {}{}",
+        source.id,
+        source.label,
+        source.platform.display_name(),
+        source.time_zone,
+        match source.secret_keys.len() {
+            0 => String::new(),
+            n => format!(", {n} secret key(s): signatures required"),
+        }
+    );
+    for hook in hookup::hook_urls(public, source) {
+        println!("  {:<38} {}", hook.hook, hook.url);
+    }
+}
+
+fn machine_zone() -> Tz {
+    iana_time_zone::get_timezone().ok().and_then(|name| name.parse().ok()).unwrap_or(Tz::UTC)
+}
+
+fn parse_zone(name: Option<&str>) -> anyhow::Result<Option<Tz>> {
+    name.map(|name| {
+        name.parse::<Tz>()
+            .map_err(|_| anyhow::anyhow!("unknown time zone {name:?}: use an IANA name such as Europe/Paris"))
+    })
+    .transpose()
+}
+
+fn find_source(conn: &rusqlite::Connection, label_or_id: &str) -> anyhow::Result<Source> {
+    sources::find(conn, label_or_id)?
+        .with_context(|| format!("no source {label_or_id:?}: `rollcall sources list` shows them"))
+}
+
+fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<()> {
+    let conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
+    match command {
+        SourcesCommand::Add { platform, label, time_zone, secret_keys, public } => {
+            if !secret_keys.is_empty() && platform != Platform::Gotowebinar {
+                bail!("only GoTo Webinar signs its deliveries; --secret-key is for gotowebinar sources");
+            }
+            let zone = parse_zone(time_zone.as_deref())?.unwrap_or_else(machine_zone);
+            let source = sources::add(&conn, platform, &label, zone, &secret_keys)?;
+            println!("Added source {:?}. Paste these URLs into {}:", source.label, platform.display_name());
+            print_source(&public.public_url, &source);
+        }
+        SourcesCommand::List { public } => print_sources(&public.public_url, &sources::list(&conn)?),
+        SourcesCommand::Rotate { source, public } => {
+            let source = sources::rotate(&conn, find_source(&conn, &source)?.id)?;
+            println!("New token for {:?}; the old URLs no longer work. Update the platform:", source.label);
+            print_source(&public.public_url, &source);
+        }
+        SourcesCommand::Remove { source } => {
+            let source = find_source(&conn, &source)?;
+            sources::remove(&conn, source.id)?;
+            println!("Removed source {:?}; its deliveries stay in the journal.", source.label);
+        }
+        SourcesCommand::AddKey { source, key } => {
+            let source = find_source(&conn, &source)?;
+            if source.platform != Platform::Gotowebinar {
+                bail!("only GoTo Webinar signs its deliveries");
+            }
+            sources::add_secret_key(&conn, source.id, &key)?;
+            println!("Added a secret key to {:?}: deliveries must now be signed.", source.label);
+        }
+        SourcesCommand::RemoveKey { source, key } => {
+            let source = find_source(&conn, &source)?;
+            if !sources::remove_secret_key(&conn, source.id, &key)? {
+                bail!("{:?} has no such secret key", source.label);
+            }
+            println!("Removed the secret key from {:?}.", source.label);
+        }
+    }
+    Ok(())
+}
+
+/// The trigger a file name carries: `TRIGGER@anything.json`.
+fn trigger_from_name(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    stem.split_once('@').map(|(trigger, _)| trigger.to_owned())
+}
+
+fn content_type_for(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("form") => "application/x-www-form-urlencoded",
+        _ => "application/json",
+    }
+}
+
+fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
+    let mut conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
+    let source = args.source.as_deref().map(|s| find_source(&conn, s)).transpose()?;
+    if let Some(source) = source.as_ref().filter(|s| s.platform != args.platform) {
+        bail!("source {:?} is a {} source, not {}", source.label, source.platform, args.platform);
+    }
+    let zone = parse_zone(args.time_zone.as_deref())?
+        .or(source.as_ref().map(Source::zone))
+        .unwrap_or_else(machine_zone);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::new();
+    for path in &args.files {
+        let body = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+        let delivery = NewDelivery {
+            platform: args.platform,
+            source_id: source.as_ref().map(|s| s.id),
+            trigger: args.trigger.clone().or_else(|| trigger_from_name(path)),
+            received_at: Utc::now(),
+            via: Via::Import,
+            content_type: Some(content_type_for(path).to_owned()),
+            headers: Default::default(),
+            body: Bytes::from(body),
+            time_zone: zone,
+        };
+        let receipt = journal::record(&tx, &Prepared::new(delivery))?;
+        outcomes.push((path, receipt));
+    }
+    tx.commit()?;
+    for (path, receipt) in outcomes {
+        println!("{}: delivery {} {}", path.display(), receipt.delivery, receipt.status.as_str());
+    }
+    Ok(())
+}
+
+fn reindex(data_dir: &Path) -> anyhow::Result<()> {
+    let mut conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let report = journal::reindex(&tx)?;
+    tx.commit()?;
+    println!(
+        "Reindexed: {} projected, {} quarantined, {} ignored.",
+        report.projected, report.quarantined, report.ignored
+    );
+    Ok(())
+}
+
+fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
+    let path = database_path(data_dir);
+    if !path.exists() {
+        bail!("no Rollcall database in {}", data_dir.display());
+    }
+    let status = args
+        .status
+        .as_deref()
+        .map(|s| Status::parse(s).with_context(|| format!("unknown status {s:?}: projected, duplicate, quarantined or ignored")))
+        .transpose()?;
+    let conn = open_read_only(&path, &StoreOptions::default())?;
+    let filter = DeliveryFilter { status, platform: args.platform, source_id: None, limit: args.limit };
+    let listed = journal::list(&conn, &filter)?;
+    if listed.is_empty() {
+        println!("No deliveries yet.");
+    }
+    for d in listed {
+        let trigger = d.trigger.as_deref().map(|t| format!("/{t}")).unwrap_or_default();
+        println!(
+            "{:>6}  {}  {:<11} {:<12} {:>9} B  {}{}",
+            d.id,
+            d.received_at,
+            d.platform,
+            d.status.as_str(),
+            d.body_bytes,
+            d.via,
+            trigger
+        );
+        if let Some(detail) = d.detail {
+            println!("        {detail}");
+        }
+    }
+    Ok(())
+}

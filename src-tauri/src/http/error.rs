@@ -1,0 +1,59 @@
+//! One error type for the ingest router and how each case answers: the sender's mistakes get a
+//! precise message and a 4xx; a store that cannot commit gets a 503 with `Retry-After`, so
+//! platforms retry and nothing is lost. Bodies are JSON `{"error": kind, "message": text}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::signature::SignatureError;
+
+/// Seconds a sender is asked to wait when the store cannot commit.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no such hook")]
+    NotFound,
+    #[error("the body is larger than this receiver accepts ({limit} bytes)")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    BadSignature(#[from] SignatureError),
+    #[error("the body could not be read: {0}")]
+    BadBody(String),
+    #[error("the delivery could not be stored right now ({0}); retry later")]
+    Unavailable(String),
+}
+
+impl IngestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            IngestError::NotFound => StatusCode::NOT_FOUND,
+            IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            IngestError::BadBody(_) => StatusCode::BAD_REQUEST,
+            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            IngestError::NotFound => "not_found",
+            IngestError::TooLarge { .. } => "too_large",
+            IngestError::BadSignature(_) => "bad_signature",
+            IngestError::BadBody(_) => "bad_body",
+            IngestError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.kind(), "message": self.to_string() }));
+        let mut response = (self.status(), body).into_response();
+        if matches!(self, IngestError::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

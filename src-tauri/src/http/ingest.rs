@@ -1,0 +1,202 @@
+//! The ingest router: `POST /hooks/{platform}/{token}[/{trigger}]` journals a webhook,
+//! `GET`/`HEAD` on the same paths answer 200 for URL validation (GoTo checks callback URLs with
+//! a GET), and `GET /healthz`. Everything else is 404. This is the only router a tunnel may
+//! point at: it serves no data.
+//!
+//! Order of checks: platform and token (404, nothing stored, counted), body size (413),
+//! signature (401), then the store (200 after commit, or 503 when it cannot commit).
+
+use std::collections::BTreeMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+
+use super::error::IngestError;
+use crate::facts::Platform;
+use crate::signature;
+use crate::store::journal::{NewDelivery, Prepared, Receipt, Via};
+use crate::store::sources::{self, Rejection, Source};
+use crate::store::writer::Writer;
+use crate::store::ReadPool;
+
+/// The default body limit: a BigMarker list of 50,000 attendees is about 20 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
+/// Bodies above this are parsed on a blocking thread rather than the request's.
+const PARSE_INLINE_LIMIT: usize = 256 << 10;
+
+#[derive(Clone)]
+pub struct IngestState {
+    pub writer: Writer,
+    pub reads: ReadPool,
+    pub body_limit: usize,
+}
+
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/hooks/{platform}/{token}", post(post_hook).get(probe))
+        .route("/hooks/{platform}/{token}/{trigger}", post(post_hook_with_trigger).get(probe_with_trigger))
+        .route("/healthz", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        // The limit is enforced while reading the body, with our own 413 answer.
+        .layer(DefaultBodyLimit::disable())
+        .layer(super::trace_layer())
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> IngestError {
+    IngestError::NotFound
+}
+
+#[derive(serde::Deserialize)]
+struct HookPath {
+    platform: String,
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TriggerPath {
+    platform: String,
+    token: String,
+    trigger: String,
+}
+
+async fn probe(State(state): State<IngestState>, Path(path): Path<HookPath>) -> Result<StatusCode, IngestError> {
+    authenticate(&state, &path.platform, &path.token).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn probe_with_trigger(
+    State(state): State<IngestState>,
+    Path(path): Path<TriggerPath>,
+) -> Result<StatusCode, IngestError> {
+    authenticate(&state, &path.platform, &path.token).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn post_hook(
+    State(state): State<IngestState>,
+    Path(path): Path<HookPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, IngestError> {
+    receive(state, path.platform, path.token, None, headers, body).await
+}
+
+async fn post_hook_with_trigger(
+    State(state): State<IngestState>,
+    Path(path): Path<TriggerPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, IngestError> {
+    receive(state, path.platform, path.token, Some(path.trigger), headers, body).await
+}
+
+async fn receive(
+    state: IngestState,
+    platform: String,
+    token: String,
+    trigger: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Receipt>, IngestError> {
+    let (platform, source) = authenticate(&state, &platform, &token).await?;
+    let body = read_body(body, &headers, state.body_limit).await?;
+    if !source.secret_keys.is_empty() {
+        signature::verify(
+            &source.secret_keys,
+            header_text(&headers, signature::TIMESTAMP_HEADER),
+            header_text(&headers, signature::SIGNATURE_HEADER),
+            &body,
+        )?;
+    }
+    let delivery = NewDelivery {
+        platform,
+        source_id: Some(source.id),
+        trigger,
+        received_at: Utc::now(),
+        via: Via::Webhook,
+        content_type: header_text(&headers, header::CONTENT_TYPE.as_str()).map(str::to_owned),
+        headers: kept_headers(&headers),
+        body,
+        time_zone: source.zone(),
+    };
+    let prepared = prepare(delivery).await?;
+    let receipt = state.writer.record(prepared).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
+    Ok(Json(receipt))
+}
+
+/// Finds the source a hook URL names; unknown platforms and tokens are counted and refused.
+async fn authenticate(state: &IngestState, platform: &str, token: &str) -> Result<(Platform, Source), IngestError> {
+    let Ok(platform) = platform.parse::<Platform>() else {
+        state.writer.reject(Rejection::UnknownPlatform, "");
+        return Err(IngestError::NotFound);
+    };
+    let (reads, token) = (state.reads.clone(), token.to_owned());
+    let found = tokio::task::spawn_blocking(move || reads.with(|conn| sources::by_token(conn, platform, &token)))
+        .await
+        .map_err(|e| IngestError::Unavailable(e.to_string()))?
+        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+    match found {
+        Some(source) => Ok((platform, source)),
+        None => {
+            state.writer.reject(Rejection::UnknownToken, platform.as_str());
+            Err(IngestError::NotFound)
+        }
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, IngestError> {
+    let declared = header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(IngestError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            IngestError::TooLarge { limit }
+        } else {
+            IngestError::BadBody(error.to_string())
+        }
+    })
+}
+
+async fn prepare(delivery: NewDelivery) -> Result<Prepared, IngestError> {
+    if delivery.body.len() <= PARSE_INLINE_LIMIT {
+        return Ok(Prepared::new(delivery));
+    }
+    tokio::task::spawn_blocking(move || Prepared::new(delivery))
+        .await
+        .map_err(|e| IngestError::Unavailable(format!("the delivery could not be parsed: {e}")))
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Headers worth keeping with a delivery: content and client descriptions, signatures, and
+/// proxy headers. Anything that could be a credential is left out.
+fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    const SECRET_HINTS: [&str; 6] = ["key", "token", "auth", "secret", "cookie", "password"];
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            let wanted = matches!(name, "content-type" | "content-length" | "user-agent")
+                || name.starts_with("x-")
+                || name.starts_with("cf-");
+            wanted && !SECRET_HINTS.iter().any(|hint| name.contains(hint))
+        })
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect()
+}

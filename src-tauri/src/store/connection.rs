@@ -1,0 +1,173 @@
+//! Opening the database: the one place that sets PRAGMAs, runs migrations and refuses files it
+//! must not touch (a newer schema, a foreign file). Read connections come from a small pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use include_dir::{include_dir, Dir};
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::Migrations;
+
+use super::{Result, StoreError};
+
+static MIGRATIONS_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/store/migrations");
+
+/// The schema migrations, embedded from `store/migrations/*.sql` at build time.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::from_directory(&MIGRATIONS_DIR).expect("migrations directory is well-formed")
+}
+
+/// Settings for connections to one database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a write waits for a lock held by another process before giving up (then the
+    /// sender gets a 503 and retries).
+    pub busy_timeout: Duration,
+    /// Caps the file size in pages; only tests set it, to make the disk "full".
+    pub max_page_count: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { busy_timeout: Duration::from_secs(5), max_page_count: None }
+    }
+}
+
+/// Opens (creating if needed) the database for writing and brings its schema up to date.
+pub fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::DataDir { path: dir.to_owned(), source })?;
+    }
+    let mut conn = Connection::open(path)?;
+    check_is_ours(&conn, path)?;
+    configure(&conn, options)?;
+    migrate(&mut conn, path)?;
+    if let Some(pages) = options.max_page_count {
+        conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
+    }
+    Ok(conn)
+}
+
+/// Opens an existing database for reading only.
+pub fn open_read_only(path: &Path, options: &StoreOptions) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a delivery acknowledged with 200 survives power loss, not only a crash. Group
+    // commit makes the extra fsync per batch, not per delivery.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Refuses a file that is not SQLite, or an SQLite database some other program made.
+fn check_is_ours(conn: &Connection, path: &Path) -> Result<()> {
+    let foreign = |reason: String| StoreError::Foreign { path: path.to_owned(), reason };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(|e| foreign(e.to_string()))?;
+    if !tables.is_empty() && !tables.iter().any(|t| t == "deliveries") {
+        return Err(foreign(format!("it has tables {} but no journal", tables.join(", "))));
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let migrations = migrations();
+    let known = migrations_count();
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    if found > known {
+        return Err(StoreError::TooNew { path: path.to_owned(), found, known });
+    }
+    migrations.to_latest(conn)?;
+    Ok(())
+}
+
+fn migrations_count() -> usize {
+    MIGRATIONS_DIR.dirs().count()
+}
+
+/// A few read-only connections, reused across requests.
+#[derive(Clone)]
+pub struct ReadPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    path: PathBuf,
+    options: StoreOptions,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Idle connections kept beyond this are closed: reads are short.
+const MAX_IDLE_READERS: usize = 8;
+
+impl ReadPool {
+    pub fn new(path: &Path, options: StoreOptions) -> Self {
+        let inner = PoolInner { path: path.to_owned(), options, idle: Mutex::new(Vec::new()) };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Runs `read` on a pooled connection. Blocking: call from a blocking thread.
+    pub fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_read_only(&self.inner.path, &self.inner.options)?,
+        };
+        let result = read(&conn);
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_a_foreign_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        drop(open_writer(&path, &StoreOptions::default()).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let err = open_writer(&path, &StoreOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+
+        let foreign = dir.path().join("foreign.sqlite3");
+        Connection::open(&foreign).unwrap().execute("CREATE TABLE notes (x)", []).unwrap();
+        let err = open_writer(&foreign, &StoreOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("not a Rollcall database"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        std::fs::write(&path, b"this is a text file, not a database at all, honestly").unwrap();
+        let err = open_writer(&path, &StoreOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("not a Rollcall database"), "{err}");
+        assert!(std::fs::read(&path).unwrap().starts_with(b"this is a text file"));
+    }
+}

@@ -1,0 +1,402 @@
+//! The journal: every accepted delivery, raw, with the status the store gave it. It is the
+//! source of truth; the projection is rebuilt from it ([`reindex`]).
+//!
+//! A delivery is recorded in the same transaction as its projection, so a 200 always means
+//! both are on disk. Deliveries with the same identity are duplicates: the earliest received
+//! one (ties broken by body hash) is the one projected, whatever order they arrive in.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{format_time, parse_time, projection, Result, StoreError};
+use crate::facts::Platform;
+use crate::platforms::{self, Delivery, ParseError, Understanding};
+
+/// How a delivery reached the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Webhook,
+    Import,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Webhook => "webhook",
+            Via::Import => "import",
+        }
+    }
+}
+
+/// A delivery as received, before the store has seen it.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub platform: Platform,
+    pub source_id: Option<i64>,
+    pub trigger: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub via: Via,
+    pub content_type: Option<String>,
+    /// Selected request headers (never credentials).
+    pub headers: BTreeMap<String, String>,
+    pub body: Bytes,
+    pub time_zone: Tz,
+}
+
+impl NewDelivery {
+    fn as_parser_input(&self) -> Delivery<'_> {
+        Delivery {
+            platform: self.platform,
+            trigger: self.trigger.as_deref(),
+            content_type: self.content_type.as_deref(),
+            body: &self.body,
+            received_at: self.received_at,
+            source_zone: self.time_zone,
+        }
+    }
+}
+
+/// A delivery with everything the writer needs computed outside it: hashes, identity, and the
+/// parse (pure, so it runs on the request's thread, not the writer's).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub delivery: NewDelivery,
+    pub body_sha256: String,
+    pub identity: String,
+    pub understanding: Result<Understanding, ParseError>,
+}
+
+impl Prepared {
+    pub fn new(delivery: NewDelivery) -> Prepared {
+        let input = delivery.as_parser_input();
+        let body_sha256 = hex::encode(Sha256::digest(&delivery.body));
+        let identity = identity(&input);
+        let understanding = platforms::parse(&input);
+        Prepared { delivery, body_sha256, identity, understanding }
+    }
+}
+
+/// The identity of a delivery: the platform's event id, or a hash of platform, trigger and
+/// body. Retries of one event share it.
+pub fn identity(delivery: &Delivery<'_>) -> String {
+    if let Some(event) = platforms::event_id(delivery) {
+        return format!("{}:event:{event}", delivery.platform);
+    }
+    let mut hash = Sha256::new();
+    hash.update(delivery.platform.as_str());
+    hash.update([0]);
+    hash.update(delivery.trigger.unwrap_or_default());
+    hash.update([0]);
+    hash.update(delivery.body);
+    format!("{}:sha256:{}", delivery.platform, hex::encode(hash.finalize()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Understood and folded into the reports.
+    Projected,
+    /// The same event as an earlier delivery: kept, not applied again.
+    Duplicate,
+    /// Kept, but could not be understood; `detail` says why.
+    Quarantined,
+    /// A known event Rollcall does not use (reminders): kept.
+    Ignored,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Projected => "projected",
+            Status::Duplicate => "duplicate",
+            Status::Quarantined => "quarantined",
+            Status::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Some(match text {
+            "projected" => Status::Projected,
+            "duplicate" => Status::Duplicate,
+            "quarantined" => Status::Quarantined,
+            "ignored" => Status::Ignored,
+            _ => return None,
+        })
+    }
+}
+
+/// What the sender is told: the delivery's id and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub delivery: i64,
+    pub status: Status,
+}
+
+/// Records one delivery and projects it, inside the caller's transaction.
+pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
+    let canonical = find_canonical(conn, &prepared.identity)?;
+    let earlier = canonical.as_ref().is_some_and(|c| {
+        (format_time(&prepared.delivery.received_at), prepared.body_sha256.as_str())
+            < (c.received_at.clone(), c.body_sha256.as_str())
+    });
+    let id = insert(conn, prepared)?;
+    if let Some(canonical) = canonical.as_ref().filter(|_| !earlier) {
+        set_status(conn, id, Status::Duplicate, None, Some(canonical.id))?;
+        return Ok(Receipt { delivery: id, status: Status::Duplicate });
+    }
+    let status = project(conn, id, prepared)?;
+    if let Some(displaced) = canonical {
+        // This copy was received before the one projected so far: it becomes the original.
+        projection::retract(conn, displaced.id)?;
+        conn.prepare_cached("UPDATE deliveries SET duplicate_of = ?1 WHERE duplicate_of = ?2")?
+            .execute([id, displaced.id])?;
+        set_status(conn, displaced.id, Status::Duplicate, None, Some(id))?;
+    }
+    Ok(Receipt { delivery: id, status })
+}
+
+struct Canonical {
+    id: i64,
+    received_at: String,
+    body_sha256: String,
+}
+
+fn find_canonical(conn: &Connection, identity: &str) -> Result<Option<Canonical>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, received_at, body_sha256 FROM deliveries
+             WHERE identity = ?1 AND duplicate_of IS NULL LIMIT 1",
+        )?
+        .query_row([identity], |row| {
+            Ok(Canonical { id: row.get(0)?, received_at: row.get(1)?, body_sha256: row.get(2)? })
+        })
+        .optional()?)
+}
+
+fn insert(conn: &Connection, prepared: &Prepared) -> Result<i64> {
+    let d = &prepared.delivery;
+    conn.prepare_cached(
+        "INSERT INTO deliveries (platform, source_id, trigger, received_at, via, content_type,
+            headers, body, body_sha256, time_zone, identity, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'quarantined')",
+    )?
+    .execute(params![
+        d.platform.as_str(),
+        d.source_id,
+        d.trigger,
+        format_time(&d.received_at),
+        d.via.as_str(),
+        d.content_type,
+        serde_json::to_string(&d.headers)?,
+        &d.body[..],
+        prepared.body_sha256,
+        d.time_zone.name(),
+        prepared.identity,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: Status,
+    detail: Option<&str>,
+    duplicate_of: Option<i64>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, detail = ?3, duplicate_of = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, status.as_str(), detail, duplicate_of])?;
+    Ok(())
+}
+
+/// Projects a recorded delivery and sets its status. A projection failure quarantines the
+/// delivery (its partial writes undone) instead of losing it or failing its batch.
+fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
+    let (facts, observed_at, warnings) = match &prepared.understanding {
+        Err(error) => {
+            set_status(conn, id, Status::Quarantined, Some(&error.to_string()), None)?;
+            return Ok(Status::Quarantined);
+        }
+        Ok(Understanding::Ignored { reason }) => {
+            set_status(conn, id, Status::Ignored, Some(reason), None)?;
+            return Ok(Status::Ignored);
+        }
+        Ok(Understanding::Facts { facts, observed_at, warnings }) => (facts, observed_at, warnings),
+    };
+    let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
+    conn.execute_batch("SAVEPOINT project")?;
+    match projection::apply(conn, id, &prepared.identity, observed_at, facts) {
+        Ok(()) => {
+            conn.execute_batch("RELEASE project")?;
+            let detail = (!warnings.is_empty()).then(|| warnings.join("; "));
+            set_status(conn, id, Status::Projected, detail.as_deref(), None)?;
+            Ok(Status::Projected)
+        }
+        Err(error) if !error.is_transient() => {
+            conn.execute_batch("ROLLBACK TO project; RELEASE project")?;
+            let detail = format!("understood, but could not be projected: {error}");
+            set_status(conn, id, Status::Quarantined, Some(&detail), None)?;
+            Ok(Status::Quarantined)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// One journal entry, without its body.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySummary {
+    pub id: i64,
+    pub platform: String,
+    pub source_id: Option<i64>,
+    pub trigger: Option<String>,
+    pub received_at: String,
+    pub via: String,
+    pub content_type: Option<String>,
+    pub body_bytes: i64,
+    pub identity: String,
+    pub status: Status,
+    pub detail: Option<String>,
+    pub duplicate_of: Option<i64>,
+}
+
+const SUMMARY_COLUMNS: &str = "id, platform, source_id, trigger, received_at, via, content_type,
+    length(body), identity, status, detail, duplicate_of";
+
+fn summary(row: &Row<'_>) -> rusqlite::Result<DeliverySummary> {
+    let status: String = row.get(9)?;
+    Ok(DeliverySummary {
+        id: row.get(0)?,
+        platform: row.get(1)?,
+        source_id: row.get(2)?,
+        trigger: row.get(3)?,
+        received_at: row.get(4)?,
+        via: row.get(5)?,
+        content_type: row.get(6)?,
+        body_bytes: row.get(7)?,
+        identity: row.get(8)?,
+        status: Status::parse(&status).unwrap_or(Status::Quarantined),
+        detail: row.get(10)?,
+        duplicate_of: row.get(11)?,
+    })
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<Status>,
+    pub platform: Option<Platform>,
+    pub source_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// The most recent deliveries matching `filter`, newest first.
+pub fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<DeliverySummary>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR platform = ?2)
+           AND (?3 IS NULL OR source_id = ?3)
+         ORDER BY id DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            filter.status.map(Status::as_str),
+            filter.platform.map(Platform::as_str),
+            filter.source_id,
+            filter.limit
+        ],
+        summary,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Counts of deliveries by status.
+pub fn counts(conn: &Connection) -> Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM deliveries GROUP BY status")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Reads a stored delivery back as it was received.
+pub fn load(conn: &Connection, id: i64) -> Result<Option<NewDelivery>> {
+    conn.prepare_cached(
+        "SELECT platform, source_id, trigger, received_at, via, content_type, headers, body,
+            time_zone FROM deliveries WHERE id = ?1",
+    )?
+    .query_row([id], stored_delivery)
+    .optional()?
+    .transpose()
+}
+
+fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
+    let platform: String = row.get(0)?;
+    let received_at: String = row.get(3)?;
+    let via: String = row.get(4)?;
+    let headers: String = row.get(6)?;
+    let zone: String = row.get(8)?;
+    let body: Vec<u8> = row.get(7)?;
+    let trigger = row.get(2)?;
+    let source_id = row.get(1)?;
+    let content_type = row.get(5)?;
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Invalid(format!("stored delivery has a bad {what}"));
+        Ok(NewDelivery {
+            platform: platform.parse().map_err(|_| corrupt("platform"))?,
+            source_id,
+            trigger,
+            received_at: parse_time(&received_at).ok_or_else(|| corrupt("received_at"))?,
+            via: if via == "import" { Via::Import } else { Via::Webhook },
+            content_type,
+            headers: serde_json::from_str(&headers)?,
+            body: Bytes::from(body),
+            time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
+        })
+    })())
+}
+
+/// Rebuilds every projected table from the journal, re-parsing each original delivery with
+/// today's parsers (a delivery quarantined yesterday may be projected today). Runs in the
+/// caller's transaction, so readers see the old tables or the new ones, never a mix.
+pub fn reindex(conn: &Connection) -> Result<ReindexReport> {
+    projection::clear(conn)?;
+    let ids: Vec<(i64, String)> = conn
+        .prepare("SELECT id, identity FROM deliveries WHERE duplicate_of IS NULL ORDER BY id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut report = ReindexReport::default();
+    for (id, identity) in ids {
+        let delivery = load(conn, id)?.ok_or_else(|| StoreError::Invalid(format!("delivery {id} vanished")))?;
+        let mut prepared = Prepared::new(delivery);
+        // The identity given on arrival stands: duplicates were judged by it.
+        prepared.identity = identity;
+        let status = project(conn, id, &prepared)?;
+        report.count(status);
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    pub projected: u64,
+    pub quarantined: u64,
+    pub ignored: u64,
+}
+
+impl ReindexReport {
+    fn count(&mut self, status: Status) {
+        match status {
+            Status::Projected => self.projected += 1,
+            Status::Quarantined => self.quarantined += 1,
+            Status::Ignored => self.ignored += 1,
+            Status::Duplicate => {}
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The projected entities (webinar, session, person, registration, attendance): how each folds
+//! a fact, and the table row it writes. Every rule here is order-independent (see `merge`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::merge::{keep_max, keep_min, Lww, Newest, Version};
+use crate::facts::{
+    Engagement, Fact, Moment, Origin, Person, RegistrationStatus, Role, ScheduledTime, TimeBasis,
+    WebinarDetails,
+};
+use crate::store::{format_time, Result};
+
+fn time(at: Option<&DateTime<Utc>>) -> Option<String> {
+    at.map(format_time)
+}
+
+fn moment_time(m: Option<&Moment>) -> Option<String> {
+    m.map(|m| format_time(&m.at))
+}
+
+/// Orders moments by instant, then by basis so that equal instants still order the same way.
+fn moment_key(m: &Moment) -> (DateTime<Utc>, String) {
+    (m.at, serde_json::to_string(&m.basis).unwrap_or_default())
+}
+
+fn assumed_zone<'a>(moments: impl IntoIterator<Item = Option<&'a Moment>>) -> Option<String> {
+    moments.into_iter().flatten().find_map(|m| match &m.basis {
+        TimeBasis::AssumedZone { zone } => Some(zone.clone()),
+        _ => None,
+    })
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+fn load_fold<T: for<'de> Deserialize<'de>>(
+    conn: &Connection,
+    sql: &str,
+    key: &[&dyn rusqlite::ToSql],
+) -> Result<Option<T>> {
+    let text: Option<String> =
+        conn.prepare_cached(sql)?.query_row(key, |row| row.get(0)).optional()?;
+    Ok(match text {
+        Some(text) => Some(serde_json::from_str(&text)?),
+        None => None,
+    })
+}
+
+/// Folds webinar-level details (from `WebinarSeen` and `WebinarChanged`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetailsFold {
+    title: Lww<String>,
+    description: Lww<String>,
+    url: Lww<String>,
+    registration_url: Lww<String>,
+    timezone: Lww<String>,
+    kind: Lww<String>,
+    recurrence: Lww<String>,
+    platform_status: Lww<String>,
+    owner_name: Lww<String>,
+    owner_email: Lww<String>,
+    capacity: Lww<u64>,
+    scheduled_start: Lww<Moment>,
+    scheduled_end: Lww<Moment>,
+    schedule: Lww<Vec<ScheduledTime>>,
+    presenters: Lww<Vec<String>>,
+    created_at: Option<DateTime<Utc>>,
+    extra: BTreeMap<String, Lww<String>>,
+}
+
+impl DetailsFold {
+    fn merge(&mut self, d: &WebinarDetails, v: Version) {
+        self.title.offer(d.title.as_ref(), v);
+        self.description.offer(d.description.as_ref(), v);
+        self.url.offer(d.url.as_ref(), v);
+        self.registration_url.offer(d.registration_url.as_ref(), v);
+        self.timezone.offer(d.timezone.as_ref(), v);
+        self.kind.offer(d.kind.as_ref(), v);
+        self.recurrence.offer(d.recurrence.as_ref(), v);
+        self.platform_status.offer(d.platform_status.as_ref(), v);
+        self.owner_name.offer(d.owner_name.as_ref(), v);
+        self.owner_email.offer(d.owner_email.as_ref().map(|e| e.as_str().to_owned()).as_ref(), v);
+        self.capacity.offer(d.capacity.as_ref(), v);
+        self.scheduled_start.offer(d.scheduled_start.as_ref(), v);
+        self.scheduled_end.offer(d.scheduled_end.as_ref(), v);
+        self.schedule.offer_list(&d.schedule, v);
+        self.presenters.offer_list(&d.presenters, v);
+        keep_min(&mut self.created_at, d.created_at.as_ref(), |t| *t);
+        for (key, value) in &d.extra {
+            self.extra.entry(key.clone()).or_default().offer(Some(value), v);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebinarFold {
+    platform: String,
+    external_id: String,
+    details: DetailsFold,
+    published_at: Option<Moment>,
+    changed_at: Option<Moment>,
+    deleted_at: Option<Moment>,
+    waiting_room_opened_at: Option<Moment>,
+    started_at: Option<Moment>,
+    ended_at: Option<Moment>,
+    newest: Newest,
+}
+
+impl WebinarFold {
+    pub fn load(conn: &Connection, uid: &str) -> Result<Option<Self>> {
+        load_fold(conn, "SELECT fold FROM webinars WHERE uid = ?1", &[&uid])
+    }
+
+    pub fn merge(&mut self, fact: &Fact, v: Version, delivery_id: i64) {
+        let webinar = fact.webinar();
+        self.platform = webinar.platform.as_str().to_owned();
+        self.external_id.clone_from(&webinar.id);
+        self.newest.offer(v, delivery_id);
+        match fact {
+            Fact::WebinarSeen { details, .. } => self.details.merge(details, v),
+            Fact::WebinarChanged { details, at, .. } => {
+                self.details.merge(details, v);
+                keep_max(&mut self.changed_at, Some(at), moment_key);
+            }
+            Fact::WebinarPublished { at, .. } => keep_min(&mut self.published_at, Some(at), moment_key),
+            Fact::WebinarDeleted { at, .. } => keep_max(&mut self.deleted_at, Some(at), moment_key),
+            Fact::WaitingRoomOpened { at, .. } => {
+                keep_min(&mut self.waiting_room_opened_at, Some(at), moment_key);
+            }
+            Fact::Started { at, .. } => keep_min(&mut self.started_at, Some(at), moment_key),
+            Fact::Ended { at, .. } => keep_max(&mut self.ended_at, Some(at), moment_key),
+            _ => {}
+        }
+    }
+
+    pub fn save(&self, conn: &Connection, uid: &str) -> Result<()> {
+        let d = &self.details;
+        let extra: BTreeMap<&String, &String> =
+            d.extra.iter().filter_map(|(k, v)| Some((k, v.get()?))).collect();
+        let zone = assumed_zone([
+            self.waiting_room_opened_at.as_ref(),
+            self.started_at.as_ref(),
+            self.ended_at.as_ref(),
+        ]);
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO webinars (uid, platform, external_id, title, description, url,
+                registration_url, timezone, kind, recurrence, platform_status, owner_name,
+                owner_email, capacity, scheduled_start, scheduled_end, created_at, published_at,
+                changed_at, deleted_at, waiting_room_opened_at, started_at, ended_at,
+                times_assumed_zone, presenters, schedule, extra, delivery_id, fold)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+        )?
+        .execute(params![
+            uid,
+            self.platform,
+            self.external_id,
+            d.title.get(),
+            d.description.get(),
+            d.url.get(),
+            d.registration_url.get(),
+            d.timezone.get(),
+            d.kind.get(),
+            d.recurrence.get(),
+            d.platform_status.get(),
+            d.owner_name.get(),
+            d.owner_email.get(),
+            d.capacity.get().map(|c| i64::try_from(*c).unwrap_or(i64::MAX)),
+            moment_time(d.scheduled_start.get()),
+            moment_time(d.scheduled_end.get()),
+            time(d.created_at.as_ref()),
+            moment_time(self.published_at.as_ref()),
+            moment_time(self.changed_at.as_ref()),
+            moment_time(self.deleted_at.as_ref()),
+            moment_time(self.waiting_room_opened_at.as_ref()),
+            moment_time(self.started_at.as_ref()),
+            moment_time(self.ended_at.as_ref()),
+            zone,
+            json(&d.presenters.get().cloned().unwrap_or_default())?,
+            json(&d.schedule.get().cloned().unwrap_or_default())?,
+            json(&extra)?,
+            self.newest.delivery_id,
+            json(self)?,
+        ])?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionFold {
+    webinar_uid: String,
+    external_id: String,
+    scheduled_start: Lww<Moment>,
+    scheduled_end: Lww<Moment>,
+    timezone: Lww<String>,
+    url: Lww<String>,
+    platform_status: Lww<String>,
+    waiting_room_opened_at: Option<Moment>,
+    started_at: Option<Moment>,
+    ended_at: Option<Moment>,
+    duration_secs: Lww<u64>,
+    newest: Newest,
+}
+
+impl SessionFold {
+    pub fn load(conn: &Connection, uid: &str) -> Result<Option<Self>> {
+        load_fold(conn, "SELECT fold FROM sessions WHERE uid = ?1", &[&uid])
+    }
+
+    pub fn merge(&mut self, fact: &Fact, v: Version, delivery_id: i64) {
+        self.webinar_uid = fact.webinar().uid();
+        self.external_id = fact.session().unwrap_or_default().to_owned();
+        self.newest.offer(v, delivery_id);
+        match fact {
+            Fact::SessionSeen { details, .. } => {
+                self.scheduled_start.offer(details.scheduled_start.as_ref(), v);
+                self.scheduled_end.offer(details.scheduled_end.as_ref(), v);
+                self.timezone.offer(details.timezone.as_ref(), v);
+                self.url.offer(details.url.as_ref(), v);
+                self.platform_status.offer(details.platform_status.as_ref(), v);
+            }
+            Fact::WaitingRoomOpened { at, .. } => {
+                keep_min(&mut self.waiting_room_opened_at, Some(at), moment_key);
+            }
+            Fact::Started { at, .. } => keep_min(&mut self.started_at, Some(at), moment_key),
+            Fact::Ended { at, duration_secs, .. } => {
+                keep_max(&mut self.ended_at, Some(at), moment_key);
+                self.duration_secs.offer(duration_secs.as_ref(), v);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn save(&self, conn: &Connection, uid: &str) -> Result<()> {
+        let zone = assumed_zone([
+            self.waiting_room_opened_at.as_ref(),
+            self.started_at.as_ref(),
+            self.ended_at.as_ref(),
+        ]);
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO sessions (uid, webinar_uid, external_id, scheduled_start,
+                scheduled_end, timezone, url, platform_status, waiting_room_opened_at, started_at,
+                ended_at, duration_secs, times_assumed_zone, delivery_id, fold)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            uid,
+            self.webinar_uid,
+            self.external_id,
+            moment_time(self.scheduled_start.get()),
+            moment_time(self.scheduled_end.get()),
+            self.timezone.get(),
+            self.url.get(),
+            self.platform_status.get(),
+            moment_time(self.waiting_room_opened_at.as_ref()),
+            moment_time(self.started_at.as_ref()),
+            moment_time(self.ended_at.as_ref()),
+            self.duration_secs.get().map(|d| i64::try_from(*d).unwrap_or(i64::MAX)),
+            zone,
+            self.newest.delivery_id,
+            json(self)?,
+        ])?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonFold {
+    email: Option<String>,
+    platform_ids: BTreeSet<String>,
+    first_name: Lww<String>,
+    last_name: Lww<String>,
+    name: Lww<String>,
+    phone: Lww<String>,
+    organization: Lww<String>,
+    job_title: Lww<String>,
+    city: Lww<String>,
+    country: Lww<String>,
+    newest: Newest,
+}
+
+impl PersonFold {
+    pub fn load(conn: &Connection, uid: &str) -> Result<Option<Self>> {
+        load_fold(conn, "SELECT fold FROM people WHERE uid = ?1", &[&uid])
+    }
+
+    pub fn merge(&mut self, fact: &Fact, person: &Person, v: Version, delivery_id: i64) {
+        let platform = fact.webinar().platform;
+        self.newest.offer(v, delivery_id);
+        if let Some(email) = &person.email {
+            self.email = Some(email.as_str().to_owned());
+        }
+        if let Some(id) = &person.platform_id {
+            self.platform_ids.insert(format!("{platform}:{id}"));
+        }
+        self.first_name.offer(person.first_name.as_ref(), v);
+        self.last_name.offer(person.last_name.as_ref(), v);
+        self.name.offer(person.name.as_ref(), v);
+        self.phone.offer(person.phone.as_ref(), v);
+        self.organization.offer(person.organization.as_ref(), v);
+        self.job_title.offer(person.job_title.as_ref(), v);
+        self.city.offer(person.city.as_ref(), v);
+        self.country.offer(person.country.as_ref(), v);
+    }
+
+    pub fn save(&self, conn: &Connection, uid: &str) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO people (uid, email, first_name, last_name, name, phone,
+                organization, job_title, city, country, platform_ids, delivery_id, fold)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            uid,
+            self.email,
+            self.first_name.get(),
+            self.last_name.get(),
+            self.name.get(),
+            self.phone.get(),
+            self.organization.get(),
+            self.job_title.get(),
+            self.city.get(),
+            self.country.get(),
+            json(&self.platform_ids)?,
+            self.newest.delivery_id,
+            json(self)?,
+        ])?;
+        Ok(())
+    }
+}
+
+/// The key of a registration or attendance row: session `""` when not session-specific.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PersonAtWebinar {
+    pub webinar_uid: String,
+    pub session_uid: String,
+    pub person_uid: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationFold {
+    registered_at: Option<Moment>,
+    status: Lww<RegistrationStatus>,
+    role: Lww<Role>,
+    source: Lww<String>,
+    referrer: Lww<String>,
+    tracking_code: Lww<String>,
+    utm_source: Lww<String>,
+    utm_medium: Lww<String>,
+    utm_campaign: Lww<String>,
+    utm_term: Lww<String>,
+    utm_content: Lww<String>,
+    join_url: Lww<String>,
+    custom_fields: BTreeMap<String, Lww<String>>,
+    newest: Newest,
+}
+
+/// A registration time the platform gave beats the time Rollcall received it.
+fn registration_time_key(m: &Moment) -> (bool, DateTime<Utc>) {
+    (m.basis == TimeBasis::ReceivedAt, m.at)
+}
+
+fn basis_name(m: &Moment) -> &str {
+    match &m.basis {
+        TimeBasis::Exact => "exact",
+        TimeBasis::ReceivedAt => "received_at",
+        TimeBasis::AssumedZone { zone } => zone,
+    }
+}
+
+impl RegistrationFold {
+    pub fn load(conn: &Connection, key: &PersonAtWebinar) -> Result<Option<Self>> {
+        load_fold(
+            conn,
+            "SELECT fold FROM registrations
+             WHERE webinar_uid = ?1 AND session_uid = ?2 AND person_uid = ?3",
+            &[&key.webinar_uid, &key.session_uid, &key.person_uid],
+        )
+    }
+
+    pub fn merge(&mut self, fact: &Fact, v: Version, delivery_id: i64) {
+        let Fact::Registered {
+            registered_at, status, role, origin, custom_fields, join_url, ..
+        } = fact
+        else {
+            return;
+        };
+        self.newest.offer(v, delivery_id);
+        keep_min(&mut self.registered_at, registered_at.as_ref(), registration_time_key);
+        self.status.offer(status.as_ref(), v);
+        self.role.offer(Some(role), v);
+        self.merge_origin(origin, v);
+        self.join_url.offer(join_url.as_ref(), v);
+        for (key, value) in custom_fields {
+            self.custom_fields.entry(key.clone()).or_default().offer(Some(value), v);
+        }
+    }
+
+    fn merge_origin(&mut self, o: &Origin, v: Version) {
+        self.source.offer(o.source.as_ref(), v);
+        self.referrer.offer(o.referrer.as_ref(), v);
+        self.tracking_code.offer(o.tracking_code.as_ref(), v);
+        self.utm_source.offer(o.utm_source.as_ref(), v);
+        self.utm_medium.offer(o.utm_medium.as_ref(), v);
+        self.utm_campaign.offer(o.utm_campaign.as_ref(), v);
+        self.utm_term.offer(o.utm_term.as_ref(), v);
+        self.utm_content.offer(o.utm_content.as_ref(), v);
+    }
+
+    pub fn save(&self, conn: &Connection, key: &PersonAtWebinar) -> Result<()> {
+        let custom: BTreeMap<&String, &String> =
+            self.custom_fields.iter().filter_map(|(k, v)| Some((k, v.get()?))).collect();
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO registrations (webinar_uid, session_uid, person_uid,
+                registered_at, registered_at_basis, status, role, source, referrer, tracking_code,
+                utm_source, utm_medium, utm_campaign, utm_term, utm_content, join_url,
+                custom_fields, delivery_id, fold)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19)",
+        )?
+        .execute(params![
+            key.webinar_uid,
+            key.session_uid,
+            key.person_uid,
+            moment_time(self.registered_at.as_ref()),
+            self.registered_at.as_ref().map(basis_name),
+            self.status.get().map(status_name),
+            role_name(self.role.get().copied().unwrap_or_default()),
+            self.source.get(),
+            self.referrer.get(),
+            self.tracking_code.get(),
+            self.utm_source.get(),
+            self.utm_medium.get(),
+            self.utm_campaign.get(),
+            self.utm_term.get(),
+            self.utm_content.get(),
+            self.join_url.get(),
+            json(&custom)?,
+            self.newest.delivery_id,
+            json(self)?,
+        ])?;
+        Ok(())
+    }
+}
+
+fn status_name(status: &RegistrationStatus) -> &'static str {
+    match status {
+        RegistrationStatus::Approved => "approved",
+        RegistrationStatus::Waiting => "waiting",
+        RegistrationStatus::Cancelled => "cancelled",
+        RegistrationStatus::Denied => "denied",
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Audience => "audience",
+        Role::Host => "host",
+        Role::GuestSpeaker => "guest_speaker",
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttendanceFold {
+    attended: bool,
+    first_joined_at: Option<DateTime<Utc>>,
+    last_left_at: Option<DateTime<Utc>>,
+    join_count: u32,
+    duration_secs: Lww<u64>,
+    engaged_secs: Lww<u64>,
+    attendance_rate: Lww<f64>,
+    role: Lww<Role>,
+    engagement: Lww<Engagement>,
+    newest: Newest,
+}
+
+impl AttendanceFold {
+    pub fn load(conn: &Connection, key: &PersonAtWebinar) -> Result<Option<Self>> {
+        load_fold(
+            conn,
+            "SELECT fold FROM attendance
+             WHERE webinar_uid = ?1 AND session_uid = ?2 AND person_uid = ?3",
+            &[&key.webinar_uid, &key.session_uid, &key.person_uid],
+        )
+    }
+
+    pub fn merge(&mut self, fact: &Fact, v: Version, delivery_id: i64) {
+        self.newest.offer(v, delivery_id);
+        match fact {
+            Fact::Joined { at, .. } => {
+                self.attended = true;
+                self.join_count = self.join_count.saturating_add(1);
+                keep_min(&mut self.first_joined_at, Some(&at.at), |t| *t);
+            }
+            Fact::AttendanceSummary {
+                attended,
+                joined_at,
+                left_at,
+                duration_secs,
+                engaged_secs,
+                attendance_rate,
+                role,
+                engagement,
+                ..
+            } => {
+                self.attended |= *attended;
+                keep_min(&mut self.first_joined_at, joined_at.as_ref(), |t| *t);
+                keep_max(&mut self.last_left_at, left_at.as_ref(), |t| *t);
+                self.duration_secs.offer(duration_secs.as_ref(), v);
+                self.engaged_secs.offer(engaged_secs.as_ref(), v);
+                self.attendance_rate.offer(attendance_rate.as_ref(), v);
+                self.role.offer(Some(role), v);
+                self.engagement.offer(engagement.as_ref(), v);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn save(&self, conn: &Connection, key: &PersonAtWebinar) -> Result<()> {
+        let engagement = self.engagement.get().cloned().unwrap_or_default();
+        let int = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO attendance (webinar_uid, session_uid, person_uid, attended,
+                first_joined_at, last_left_at, join_count, duration_secs, engaged_secs,
+                attendance_rate, role, messages, questions, votes, up_votes, delivery_id, fold)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            key.webinar_uid,
+            key.session_uid,
+            key.person_uid,
+            self.attended,
+            time(self.first_joined_at.as_ref()),
+            time(self.last_left_at.as_ref()),
+            self.join_count,
+            int(self.duration_secs.get().copied()),
+            int(self.engaged_secs.get().copied()),
+            self.attendance_rate.get(),
+            role_name(self.role.get().copied().unwrap_or_default()),
+            int(engagement.messages),
+            int(engagement.questions),
+            int(engagement.votes),
+            int(engagement.up_votes),
+            self.newest.delivery_id,
+            json(self)?,
+        ])?;
+        Ok(())
+    }
+}

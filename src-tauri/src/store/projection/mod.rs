@@ -1,0 +1,320 @@
+//! The projection: folding each projected delivery's facts into webinars, sessions, people,
+//! registrations and attendance (plus the `facts` table the timeline and replay views read).
+//!
+//! Folding is order-independent (see `merge`), so a join that arrives before its registration,
+//! an end before its start, or a replay days later give the same tables, and [`rebuild`] after
+//! a parser fix reproduces exactly what incremental projection would have built. Removing a
+//! delivery's facts ([`retract`]) refolds the entities it touched from the facts that remain.
+//!
+//! This module reads no payloads and decides no statuses: the journal does.
+
+mod entities;
+mod merge;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::Hash;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+
+pub use entities::PersonAtWebinar;
+use entities::{AttendanceFold, PersonFold, RegistrationFold, SessionFold, WebinarFold};
+pub use merge::Version;
+
+use super::{format_time, Result, StoreError};
+use crate::facts::{Fact, TimeBasis};
+
+/// The key of a session row: the webinar's key and the platform's session id.
+pub fn session_uid(webinar_uid: &str, session: &str) -> String {
+    format!("{webinar_uid}/{session}")
+}
+
+/// Projects one delivery's facts. `observed_at` is when the platform says the event happened
+/// (else when it was received); with `identity` it orders conflicting facts.
+pub fn apply(
+    conn: &Connection,
+    delivery_id: i64,
+    identity: &str,
+    observed_at: DateTime<Utc>,
+    facts: &[Fact],
+) -> Result<()> {
+    let mut work = WorkSet::default();
+    for (ordinal, fact) in facts.iter().enumerate() {
+        let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+        let version = Version::new(observed_at, identity, ordinal);
+        insert_fact(conn, delivery_id, ordinal, fact, version)?;
+        work.merge(conn, fact, version, delivery_id)?;
+    }
+    work.save(conn)
+}
+
+/// Removes one delivery's facts and refolds everything they touched from the facts that
+/// remain (used when a delivery turns out to be a duplicate, or is reprocessed).
+pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
+    let facts = facts_where(conn, "delivery_id = ?1", &delivery_id)?;
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let mut touched = Touched::default();
+    for (_, _, fact) in &facts {
+        touched.add(fact)?;
+    }
+    conn.prepare_cached("DELETE FROM facts WHERE delivery_id = ?1")?.execute([delivery_id])?;
+    refold(conn, touched)
+}
+
+/// Empties every projected table, before a rebuild from the journal.
+pub fn clear(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
+         DELETE FROM registrations; DELETE FROM attendance;",
+    )?;
+    Ok(())
+}
+
+fn insert_fact(
+    conn: &Connection,
+    delivery_id: i64,
+    ordinal: u32,
+    fact: &Fact,
+    version: Version,
+) -> Result<()> {
+    let webinar_uid = fact.webinar().uid();
+    let session = fact.session().map(|s| session_uid(&webinar_uid, s));
+    let person = fact.person().map(|p| person_uid(fact, p)).transpose()?;
+    let (at, basis) = timeline_position(fact);
+    conn.prepare_cached(
+        "INSERT INTO facts (delivery_id, ordinal, kind, webinar_uid, session_uid, person_uid, at,
+            at_basis, version, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        delivery_id,
+        ordinal,
+        fact.kind(),
+        webinar_uid,
+        session,
+        person,
+        at,
+        basis,
+        serde_json::to_string(&version)?,
+        serde_json::to_string(fact)?,
+    ])?;
+    Ok(())
+}
+
+/// Where a fact sits on the timeline: its own moment, or the creation time a webinar's details
+/// carry.
+fn timeline_position(fact: &Fact) -> (Option<String>, Option<String>) {
+    if let Some(moment) = fact.moment() {
+        let basis = match &moment.basis {
+            TimeBasis::Exact => "exact".to_owned(),
+            TimeBasis::ReceivedAt => "received_at".to_owned(),
+            TimeBasis::AssumedZone { zone } => zone.clone(),
+        };
+        return (Some(format_time(&moment.at)), Some(basis));
+    }
+    match fact {
+        Fact::WebinarSeen { details, .. } => {
+            (details.created_at.as_ref().map(format_time), Some("exact".to_owned()))
+        }
+        _ => (None, None),
+    }
+}
+
+fn person_uid(fact: &Fact, person: &crate::facts::Person) -> Result<String> {
+    person.uid(fact.webinar().platform).ok_or_else(|| {
+        StoreError::Invalid(format!("a {} fact names a person with no email and no id", fact.kind()))
+    })
+}
+
+type StoredFact = (i64, Version, Fact);
+
+fn facts_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Vec<StoredFact>> {
+    let sql = format!("SELECT delivery_id, version, body FROM facts WHERE {condition}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([value], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+    })?;
+    let mut facts = Vec::new();
+    for row in rows {
+        let (delivery_id, version, body) = row?;
+        facts.push((delivery_id, serde_json::from_str(&version)?, serde_json::from_str(&body)?));
+    }
+    Ok(facts)
+}
+
+/// Entity keys a set of facts touches.
+#[derive(Debug, Default)]
+struct Touched {
+    webinars: BTreeSet<String>,
+    sessions: BTreeSet<String>,
+    people: BTreeSet<String>,
+    registrations: BTreeSet<PersonAtWebinar>,
+    attendance: BTreeSet<PersonAtWebinar>,
+}
+
+impl Touched {
+    fn add(&mut self, fact: &Fact) -> Result<()> {
+        let keys = Keys::of(fact)?;
+        self.webinars.insert(keys.webinar);
+        self.sessions.extend(keys.session);
+        self.people.extend(keys.person);
+        self.registrations.extend(keys.registration);
+        self.attendance.extend(keys.attendance);
+        Ok(())
+    }
+}
+
+/// The entity keys of one fact.
+struct Keys {
+    webinar: String,
+    session: Option<String>,
+    person: Option<String>,
+    registration: Option<PersonAtWebinar>,
+    attendance: Option<PersonAtWebinar>,
+}
+
+impl Keys {
+    fn of(fact: &Fact) -> Result<Keys> {
+        let webinar = fact.webinar().uid();
+        let session = fact.session().map(|s| session_uid(&webinar, s));
+        let person = fact.person().map(|p| person_uid(fact, p)).transpose()?;
+        let at_webinar = person.as_ref().map(|person_uid| PersonAtWebinar {
+            webinar_uid: webinar.clone(),
+            session_uid: session.clone().unwrap_or_default(),
+            person_uid: person_uid.clone(),
+        });
+        let (registration, attendance) = match fact {
+            Fact::Registered { .. } => (at_webinar, None),
+            Fact::Joined { .. } | Fact::AttendanceSummary { .. } => (None, at_webinar),
+            _ => (None, None),
+        };
+        Ok(Keys { webinar, session, person, registration, attendance })
+    }
+}
+
+/// The entities being folded, each loaded once and saved once per delivery. When refolding,
+/// folds start empty and only the `only` keys are folded.
+#[derive(Default)]
+struct WorkSet {
+    webinars: HashMap<String, WebinarFold>,
+    sessions: HashMap<String, SessionFold>,
+    people: HashMap<String, PersonFold>,
+    registrations: HashMap<PersonAtWebinar, RegistrationFold>,
+    attendance: HashMap<PersonAtWebinar, AttendanceFold>,
+    only: Option<Touched>,
+}
+
+fn fold_for<'m, K: Eq + Hash + Clone, F: Default>(
+    map: &'m mut HashMap<K, F>,
+    key: K,
+    from_scratch: bool,
+    load: impl FnOnce(&K) -> Result<Option<F>>,
+) -> Result<&'m mut F> {
+    use std::collections::hash_map::Entry;
+    Ok(match map.entry(key) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => {
+            let fold = if from_scratch { None } else { load(entry.key())? };
+            entry.insert(fold.unwrap_or_default())
+        }
+    })
+}
+
+impl WorkSet {
+    fn merge(&mut self, conn: &Connection, fact: &Fact, v: Version, delivery_id: i64) -> Result<()> {
+        let keys = Keys::of(fact)?;
+        let scratch = self.only.is_some();
+        let only = self.only.as_ref();
+        if only.is_none_or(|t| t.webinars.contains(&keys.webinar)) {
+            fold_for(&mut self.webinars, keys.webinar, scratch, |k| WebinarFold::load(conn, k))?
+                .merge(fact, v, delivery_id);
+        }
+        if let Some(key) = keys.session.filter(|k| only.is_none_or(|t| t.sessions.contains(k))) {
+            fold_for(&mut self.sessions, key, scratch, |k| SessionFold::load(conn, k))?
+                .merge(fact, v, delivery_id);
+        }
+        if let (Some(key), Some(person)) = (keys.person, fact.person()) {
+            if only.is_none_or(|t| t.people.contains(&key)) {
+                fold_for(&mut self.people, key, scratch, |k| PersonFold::load(conn, k))?
+                    .merge(fact, person, v, delivery_id);
+            }
+        }
+        if let Some(key) = keys.registration.filter(|k| only.is_none_or(|t| t.registrations.contains(k))) {
+            fold_for(&mut self.registrations, key, scratch, |k| RegistrationFold::load(conn, k))?
+                .merge(fact, v, delivery_id);
+        }
+        if let Some(key) = keys.attendance.filter(|k| only.is_none_or(|t| t.attendance.contains(k))) {
+            fold_for(&mut self.attendance, key, scratch, |k| AttendanceFold::load(conn, k))?
+                .merge(fact, v, delivery_id);
+        }
+        Ok(())
+    }
+
+    fn save(&self, conn: &Connection) -> Result<()> {
+        for (uid, fold) in &self.webinars {
+            fold.save(conn, uid)?;
+        }
+        for (uid, fold) in &self.sessions {
+            fold.save(conn, uid)?;
+        }
+        for (uid, fold) in &self.people {
+            fold.save(conn, uid)?;
+        }
+        for (key, fold) in &self.registrations {
+            fold.save(conn, key)?;
+        }
+        for (key, fold) in &self.attendance {
+            fold.save(conn, key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds the touched entities from the facts that remain, deleting those no fact mentions.
+fn refold(conn: &Connection, touched: Touched) -> Result<()> {
+    let mut facts: Vec<StoredFact> = Vec::new();
+    for uid in &touched.webinars {
+        facts.extend(facts_where(conn, "webinar_uid = ?1", uid)?);
+    }
+    for uid in &touched.people {
+        facts.extend(facts_where(conn, "person_uid = ?1", uid)?);
+    }
+    let mut seen = HashSet::new();
+    let mut work = WorkSet { only: Some(touched), ..WorkSet::default() };
+    for (delivery_id, version, fact) in &facts {
+        if seen.insert((*delivery_id, *version)) {
+            work.merge(conn, fact, *version, *delivery_id)?;
+        }
+    }
+    delete_unmentioned(conn, &work)?;
+    work.save(conn)
+}
+
+fn delete_unmentioned(conn: &Connection, work: &WorkSet) -> Result<()> {
+    let Some(touched) = &work.only else { return Ok(()) };
+    for uid in touched.webinars.iter().filter(|k| !work.webinars.contains_key(*k)) {
+        conn.execute("DELETE FROM webinars WHERE uid = ?1", [uid])?;
+    }
+    for uid in touched.sessions.iter().filter(|k| !work.sessions.contains_key(*k)) {
+        conn.execute("DELETE FROM sessions WHERE uid = ?1", [uid])?;
+    }
+    for uid in touched.people.iter().filter(|k| !work.people.contains_key(*k)) {
+        conn.execute("DELETE FROM people WHERE uid = ?1", [uid])?;
+    }
+    let by_key = "WHERE webinar_uid = ?1 AND session_uid = ?2 AND person_uid = ?3";
+    for key in touched.registrations.iter().filter(|k| !work.registrations.contains_key(*k)) {
+        conn.execute(
+            &format!("DELETE FROM registrations {by_key}"),
+            params![key.webinar_uid, key.session_uid, key.person_uid],
+        )?;
+    }
+    for key in touched.attendance.iter().filter(|k| !work.attendance.contains_key(*k)) {
+        conn.execute(
+            &format!("DELETE FROM attendance {by_key}"),
+            params![key.webinar_uid, key.session_uid, key.person_uid],
+        )?;
+    }
+    Ok(())
+}
