@@ -239,7 +239,8 @@ mod tests {
             inner: Loose<Inner>,
         }
         let read = |json: &str| serde_json::from_str::<Outer>(json).unwrap().inner.0;
-        assert_eq!(read(r#"{"inner": {"id": 8281234567890123456}}"#).unwrap().id.0.unwrap(), "8281234567890123456");
+        let inner = read(r#"{"inner": {"id": 8281234567890123456}}"#).unwrap();
+        assert_eq!(inner.id.0.unwrap(), "8281234567890123456");
         assert!(read(r#"{"inner": "oops"}"#).is_none());
         assert!(read(r#"{"inner": null}"#).is_none());
         assert!(read(r#"{}"#).is_none());
