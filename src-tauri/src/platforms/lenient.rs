@@ -161,6 +161,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
+/// A nested value that should be an object but may arrive as anything (a string, a number, an
+/// array): `T` when it reads as one, otherwise `None`, so one odd nested value never loses the
+/// whole delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Loose<T>(pub Option<T>);
+
+impl<T> Default for Loose<T> {
+    fn default() -> Self {
+        Loose(None)
+    }
+}
+
+impl<'de, T: de::DeserializeOwned> Deserialize<'de> for Loose<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(Loose(serde_json::from_value(value).ok()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +224,25 @@ mod tests {
         assert_eq!(sample(r#"{"rate": "87%"}"#).rate.0, Some(87.0));
         assert_eq!(sample(r#"{"flag": "true"}"#).flag.0, Some(true));
         assert_eq!(sample(r#"{"flag": 0}"#).flag.0, Some(false));
+    }
+
+    #[test]
+    fn loose_objects_fall_back_to_none() {
+        #[derive(Deserialize)]
+        struct Inner {
+            #[serde(default)]
+            id: Text,
+        }
+        #[derive(Deserialize)]
+        struct Outer {
+            #[serde(default)]
+            inner: Loose<Inner>,
+        }
+        let read = |json: &str| serde_json::from_str::<Outer>(json).unwrap().inner.0;
+        let inner = read(r#"{"inner": {"id": 8281234567890123456}}"#).unwrap();
+        assert_eq!(inner.id.0.unwrap(), "8281234567890123456");
+        assert!(read(r#"{"inner": "oops"}"#).is_none());
+        assert!(read(r#"{"inner": null}"#).is_none());
+        assert!(read(r#"{}"#).is_none());
     }
 }
