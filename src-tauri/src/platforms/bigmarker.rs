@@ -675,9 +675,10 @@ impl Webinars {
         let position = match self.index.get(id) {
             Some(&position) => position,
             None => {
-                self.index.insert(id.to_owned(), self.seen.len());
+                let position = self.seen.len();
+                self.index.insert(id.to_owned(), position);
                 self.seen.push((id.to_owned(), WebinarDetails::default()));
-                self.seen.len() - 1
+                position
             }
         };
         if let Some((_, details)) = self.seen.get_mut(position) {

@@ -317,7 +317,7 @@ impl Booking {
                     ..WebinarDetails::default()
                 };
                 self.webinars.push((id.to_owned(), details));
-                self.webinars.len() - 1
+                self.webinars.len().saturating_sub(1)
             }
         };
         let Some((_, details)) = self.webinars.get_mut(position) else {
