@@ -8,7 +8,15 @@ use rollcall::facts::Platform;
 use rollcall::platforms::{self, Delivery};
 
 fn delivery_for<'a>(path: &'a Path, body: &'a [u8]) -> Delivery<'a> {
-    let platform: Platform = path.parent().unwrap().file_name().unwrap().to_str().unwrap().parse().unwrap();
+    let platform: Platform = path
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let stem = path.file_stem().unwrap().to_str().unwrap();
     let trigger = stem.split_once('@').map(|(trigger, _)| trigger);
     let content_type = match path.extension().and_then(|e| e.to_str()) {
@@ -33,13 +41,22 @@ struct Outcome {
 
 fn outcome(delivery: &Delivery<'_>) -> Outcome {
     let understanding = match platforms::parse(delivery) {
-        Ok(platforms::Understanding::Facts { facts, observed_at, warnings }) => serde_json::json!({
+        Ok(platforms::Understanding::Facts {
+            facts,
+            observed_at,
+            warnings,
+        }) => serde_json::json!({
             "facts": facts, "observed_at": observed_at, "warnings": warnings,
         }),
-        Ok(platforms::Understanding::Ignored { reason }) => serde_json::json!({ "ignored": reason }),
+        Ok(platforms::Understanding::Ignored { reason }) => {
+            serde_json::json!({ "ignored": reason })
+        }
         Err(error) => serde_json::json!({ "error": error.to_string() }),
     };
-    Outcome { event_id: platforms::event_id(delivery), understanding }
+    Outcome {
+        event_id: platforms::event_id(delivery),
+        understanding,
+    }
 }
 
 #[test]

@@ -22,7 +22,11 @@ use crate::store::sources::{self, Source};
 use crate::store::{database_path, open_read_only, open_writer, StoreOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "rollcall", version, about = "Attendance dashboard for webinar organizers")]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Attendance dashboard for webinar organizers"
+)]
 pub struct Cli {
     /// Where Rollcall keeps its database [default: the platform's app-data directory]
     #[arg(long, global = true, env = "ROLLCALL_DATA_DIR")]
@@ -62,7 +66,11 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 struct PublicUrl {
     /// The public URL the platforms reach the receiver at (your tunnel's URL)
-    #[arg(long, env = "ROLLCALL_PUBLIC_URL", default_value = "http://127.0.0.1:8787")]
+    #[arg(
+        long,
+        env = "ROLLCALL_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8787"
+    )]
     public_url: String,
 }
 
@@ -151,7 +159,10 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -197,7 +208,9 @@ fn default_command(data_dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(feature = "desktop")]
 fn has_display() -> bool {
-    ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|var| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
         || cfg!(any(target_os = "macos", target_os = "windows"))
 }
 
@@ -215,7 +228,10 @@ fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let server = Server::start(&serve_options(data_dir, args)).await?;
         let addr = server.ingest_addr();
-        let public = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let public = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         println!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
         println!("Data directory: {}", data_dir.display());
         let listed = server.reads().with(sources::list)?;
@@ -269,13 +285,17 @@ fn print_source(public: &str, source: &Source) {
 }
 
 fn machine_zone() -> Tz {
-    iana_time_zone::get_timezone().ok().and_then(|name| name.parse().ok()).unwrap_or(Tz::UTC)
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Tz::UTC)
 }
 
 fn parse_zone(name: Option<&str>) -> anyhow::Result<Option<Tz>> {
     name.map(|name| {
-        name.parse::<Tz>()
-            .map_err(|_| anyhow::anyhow!("unknown time zone {name:?}: use an IANA name such as Europe/Paris"))
+        name.parse::<Tz>().map_err(|_| {
+            anyhow::anyhow!("unknown time zone {name:?}: use an IANA name such as Europe/Paris")
+        })
     })
     .transpose()
 }
@@ -288,25 +308,43 @@ fn find_source(conn: &rusqlite::Connection, label_or_id: &str) -> anyhow::Result
 fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<()> {
     let conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
     match command {
-        SourcesCommand::Add { platform, label, time_zone, secret_keys, public } => {
+        SourcesCommand::Add {
+            platform,
+            label,
+            time_zone,
+            secret_keys,
+            public,
+        } => {
             if !secret_keys.is_empty() && platform != Platform::Gotowebinar {
                 bail!("only GoTo Webinar signs its deliveries; --secret-key is for gotowebinar sources");
             }
             let zone = parse_zone(time_zone.as_deref())?.unwrap_or_else(machine_zone);
             let source = sources::add(&conn, platform, &label, zone, &secret_keys)?;
-            println!("Added source {:?}. Paste these URLs into {}:", source.label, platform.display_name());
+            println!(
+                "Added source {:?}. Paste these URLs into {}:",
+                source.label,
+                platform.display_name()
+            );
             print_source(&public.public_url, &source);
         }
-        SourcesCommand::List { public } => print_sources(&public.public_url, &sources::list(&conn)?),
+        SourcesCommand::List { public } => {
+            print_sources(&public.public_url, &sources::list(&conn)?)
+        }
         SourcesCommand::Rotate { source, public } => {
             let source = sources::rotate(&conn, find_source(&conn, &source)?.id)?;
-            println!("New token for {:?}; the old URLs no longer work. Update the platform:", source.label);
+            println!(
+                "New token for {:?}; the old URLs no longer work. Update the platform:",
+                source.label
+            );
             print_source(&public.public_url, &source);
         }
         SourcesCommand::Remove { source } => {
             let source = find_source(&conn, &source)?;
             sources::remove(&conn, source.id)?;
-            println!("Removed source {:?}; its deliveries stay in the journal.", source.label);
+            println!(
+                "Removed source {:?}; its deliveries stay in the journal.",
+                source.label
+            );
         }
         SourcesCommand::AddKey { source, key } => {
             let source = find_source(&conn, &source)?;
@@ -314,7 +352,10 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
                 bail!("only GoTo Webinar signs its deliveries");
             }
             sources::add_secret_key(&conn, source.id, &key)?;
-            println!("Added a secret key to {:?}: deliveries must now be signed.", source.label);
+            println!(
+                "Added a secret key to {:?}: deliveries must now be signed.",
+                source.label
+            );
         }
         SourcesCommand::RemoveKey { source, key } => {
             let source = find_source(&conn, &source)?;
@@ -342,9 +383,18 @@ fn content_type_for(path: &Path) -> &'static str {
 
 fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
     let mut conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
-    let source = args.source.as_deref().map(|s| find_source(&conn, s)).transpose()?;
+    let source = args
+        .source
+        .as_deref()
+        .map(|s| find_source(&conn, s))
+        .transpose()?;
     if let Some(source) = source.as_ref().filter(|s| s.platform != args.platform) {
-        bail!("source {:?} is a {} source, not {}", source.label, source.platform, args.platform);
+        bail!(
+            "source {:?} is a {} source, not {}",
+            source.label,
+            source.platform,
+            args.platform
+        );
     }
     let zone = parse_zone(args.time_zone.as_deref())?
         .or(source.as_ref().map(Source::zone))
@@ -352,7 +402,8 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::new();
     for path in &args.files {
-        let body = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+        let body =
+            std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
         let delivery = NewDelivery {
             platform: args.platform,
             source_id: source.as_ref().map(|s| s.id),
@@ -369,7 +420,12 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
     }
     tx.commit()?;
     for (path, receipt) in outcomes {
-        println!("{}: delivery {} {}", path.display(), receipt.delivery, receipt.status.as_str());
+        println!(
+            "{}: delivery {} {}",
+            path.display(),
+            receipt.delivery,
+            receipt.status.as_str()
+        );
     }
     Ok(())
 }
@@ -394,16 +450,29 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
     let status = args
         .status
         .as_deref()
-        .map(|s| Status::parse(s).with_context(|| format!("unknown status {s:?}: projected, duplicate, quarantined or ignored")))
+        .map(|s| {
+            Status::parse(s).with_context(|| {
+                format!("unknown status {s:?}: projected, duplicate, quarantined or ignored")
+            })
+        })
         .transpose()?;
     let conn = open_read_only(&path, &StoreOptions::default())?;
-    let filter = DeliveryFilter { status, platform: args.platform, source_id: None, limit: args.limit };
+    let filter = DeliveryFilter {
+        status,
+        platform: args.platform,
+        source_id: None,
+        limit: args.limit,
+    };
     let listed = journal::list(&conn, &filter)?;
     if listed.is_empty() {
         println!("No deliveries yet.");
     }
     for d in listed {
-        let trigger = d.trigger.as_deref().map(|t| format!("/{t}")).unwrap_or_default();
+        let trigger = d
+            .trigger
+            .as_deref()
+            .map(|t| format!("/{t}"))
+            .unwrap_or_default();
         println!(
             "{:>6}  {}  {:<11} {:<12} {:>9} B  {}{}",
             d.id,

@@ -26,8 +26,12 @@ pub enum Platform {
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] =
-        [Platform::Bigmarker, Platform::Tagmango, Platform::Livestorm, Platform::Gotowebinar];
+    pub const ALL: [Platform; 4] = [
+        Platform::Bigmarker,
+        Platform::Tagmango,
+        Platform::Livestorm,
+        Platform::Gotowebinar,
+    ];
 
     /// The slug used in URLs, the store and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -84,7 +88,10 @@ pub struct WebinarRef {
 
 impl WebinarRef {
     pub fn new(platform: Platform, id: impl Into<String>) -> Self {
-        Self { platform, id: id.into() }
+        Self {
+            platform,
+            id: id.into(),
+        }
     }
 
     /// The store's key for this webinar: `platform:id`.
@@ -115,23 +122,58 @@ impl TimeBasis {
 
 /// An instant, with a note on where it came from when it is not exact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredMoment")]
 pub struct Moment {
     pub at: DateTime<Utc>,
     #[serde(default, flatten, skip_serializing_if = "TimeBasis::is_exact")]
     pub basis: TimeBasis,
 }
 
+/// How a [`Moment`] reads back: serde cannot default a flattened, internally tagged enum, so
+/// an exact moment (written without a basis) is read through this shape.
+#[derive(Deserialize)]
+struct StoredMoment {
+    at: DateTime<Utc>,
+    #[serde(default)]
+    basis: Option<String>,
+    #[serde(default)]
+    zone: Option<String>,
+}
+
+impl From<StoredMoment> for Moment {
+    fn from(stored: StoredMoment) -> Self {
+        let basis = match (stored.basis.as_deref(), stored.zone) {
+            (Some("assumed_zone"), Some(zone)) => TimeBasis::AssumedZone { zone },
+            (Some("received_at"), _) => TimeBasis::ReceivedAt,
+            _ => TimeBasis::Exact,
+        };
+        Moment {
+            at: stored.at,
+            basis,
+        }
+    }
+}
+
 impl Moment {
     pub fn exact(at: DateTime<Utc>) -> Self {
-        Self { at, basis: TimeBasis::Exact }
+        Self {
+            at,
+            basis: TimeBasis::Exact,
+        }
     }
 
     pub fn assumed(at: DateTime<Utc>, zone: impl Into<String>) -> Self {
-        Self { at, basis: TimeBasis::AssumedZone { zone: zone.into() } }
+        Self {
+            at,
+            basis: TimeBasis::AssumedZone { zone: zone.into() },
+        }
     }
 
     pub fn received(at: DateTime<Utc>) -> Self {
-        Self { at, basis: TimeBasis::ReceivedAt }
+        Self {
+            at,
+            basis: TimeBasis::ReceivedAt,
+        }
     }
 }
 
@@ -488,9 +530,9 @@ impl Fact {
             | Fact::ReplayViewed { at, .. } => Some(at),
             Fact::Registered { registered_at, .. } => registered_at.as_ref(),
             // Creation is placed by `WebinarDetails::created_at`, a summary by its own fields.
-            Fact::WebinarSeen { .. } | Fact::SessionSeen { .. } | Fact::AttendanceSummary { .. } => {
-                None
-            }
+            Fact::WebinarSeen { .. }
+            | Fact::SessionSeen { .. }
+            | Fact::AttendanceSummary { .. } => None,
         }
     }
 
@@ -519,7 +561,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  John.Doe@Example.COM ").unwrap().as_str(), "john.doe@example.com");
+        assert_eq!(
+            Email::parse("  John.Doe@Example.COM ").unwrap().as_str(),
+            "john.doe@example.com"
+        );
         assert!(Email::parse("not an email").is_none());
         assert!(Email::parse("@example.com").is_none());
         assert!(Email::parse("").is_none());
@@ -534,8 +579,28 @@ mod tests {
     }
 
     #[test]
+    fn moments_read_back_as_written() {
+        let at: DateTime<Utc> = "2024-03-15T10:00:00Z".parse().unwrap();
+        for moment in [
+            Moment::exact(at),
+            Moment::received(at),
+            Moment::assumed(at, "Asia/Kolkata"),
+        ] {
+            let text = serde_json::to_string(&moment).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Moment>(&text).unwrap(),
+                moment,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn person_identity_prefers_email() {
-        let mut person = Person { platform_id: Some("42".into()), ..Person::default() };
+        let mut person = Person {
+            platform_id: Some("42".into()),
+            ..Person::default()
+        };
         assert_eq!(person.uid(Platform::Gotowebinar).unwrap(), "gotowebinar:42");
         person.email = Email::parse("A@B.co");
         assert_eq!(person.uid(Platform::Gotowebinar).unwrap(), "a@b.co");

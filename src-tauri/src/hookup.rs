@@ -29,7 +29,10 @@ fn hooks(platform: Platform) -> &'static [(&'static str, Option<&'static str>)] 
         ],
         Platform::Tagmango => &[
             ("webinar.created.single", Some("webinar.created.single")),
-            ("webinar.created.recurring", Some("webinar.created.recurring")),
+            (
+                "webinar.created.recurring",
+                Some("webinar.created.recurring"),
+            ),
             ("webinar.completed.all", Some("webinar.completed.all")),
         ],
         Platform::Livestorm => &[

@@ -30,7 +30,10 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("could not listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running receiver.
@@ -56,23 +59,41 @@ impl Server {
         };
         let listener = TcpListener::bind(options.ingest_bind)
             .await
-            .map_err(|source| ServerError::Bind { addr: options.ingest_bind, source })?;
-        let ingest_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr: options.ingest_bind, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: options.ingest_bind,
+                source,
+            })?;
+        let ingest_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: options.ingest_bind,
+            source,
+        })?;
         let reads = ReadPool::new(&path, options.store.clone());
-        let state = IngestState { writer: writer.clone(), reads: reads.clone(), body_limit: options.body_limit };
+        let state = IngestState {
+            writer: writer.clone(),
+            reads: reads.clone(),
+            body_limit: options.body_limit,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let app = ingest::router(state);
         let serving = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(%error, "the ingest listener failed");
             }
         });
-        Ok(Server { ingest_addr, writer, reads, stop, serving, writer_thread })
+        Ok(Server {
+            ingest_addr,
+            writer,
+            reads,
+            stop,
+            serving,
+            writer_thread,
+        })
     }
 
     pub fn ingest_addr(&self) -> SocketAddr {
@@ -90,9 +111,18 @@ impl Server {
     /// Stops accepting, lets in-flight deliveries be committed and answered (up to a grace
     /// period, so a stalled sender cannot hold the exit), then closes the store.
     pub async fn stop(self) {
-        let Server { stop, mut serving, writer, writer_thread, .. } = self;
+        let Server {
+            stop,
+            mut serving,
+            writer,
+            writer_thread,
+            ..
+        } = self;
         let _ = stop.send(());
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut serving).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut serving)
+            .await
+            .is_err()
+        {
             tracing::warn!("requests still open after the grace period were cut off");
             serving.abort();
             let _ = serving.await;

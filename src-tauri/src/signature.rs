@@ -30,7 +30,9 @@ pub fn verify(
 ) -> Result<(), SignatureError> {
     let timestamp = timestamp.ok_or(SignatureError::Missing("X-Webhook-Signature-Timestamp"))?;
     let signature = signature.ok_or(SignatureError::Missing("X-Webhook-Signature"))?;
-    let signature = STANDARD.decode(signature.trim()).map_err(|_| SignatureError::Malformed)?;
+    let signature = STANDARD
+        .decode(signature.trim())
+        .map_err(|_| SignatureError::Malformed)?;
     let matches = keys.iter().fold(false, |found, key| {
         found | mac(key, timestamp, body).verify_slice(&signature).is_ok()
     });
@@ -47,7 +49,8 @@ pub fn sign(key: &str, timestamp: &str, body: &[u8]) -> String {
 }
 
 fn mac(key: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
     mac.update(body);
@@ -64,11 +67,26 @@ mod tests {
         let body = br#"{"eventName":"registrant.added"}"#;
         let good = sign("new-key", "1700000000", body);
         assert_eq!(verify(&keys, Some("1700000000"), Some(&good), body), Ok(()));
-        assert_eq!(verify(&keys, Some("1700000001"), Some(&good), body), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&keys, Some("1700000000"), Some(&good), b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&keys, Some("1700000001"), Some(&good), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&keys, Some("1700000000"), Some(&good), b"{}"),
+            Err(SignatureError::Mismatch)
+        );
         let wrong = sign("other", "1700000000", body);
-        assert_eq!(verify(&keys, Some("1700000000"), Some(&wrong), body), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&keys, Some("1"), Some("%%%"), body), Err(SignatureError::Malformed));
-        assert!(matches!(verify(&keys, None, Some(&good), body), Err(SignatureError::Missing(_))));
+        assert_eq!(
+            verify(&keys, Some("1700000000"), Some(&wrong), body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&keys, Some("1"), Some("%%%"), body),
+            Err(SignatureError::Malformed)
+        );
+        assert!(matches!(
+            verify(&keys, None, Some(&good), body),
+            Err(SignatureError::Missing(_))
+        ));
     }
 }

@@ -34,7 +34,10 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT, store: StoreOptions::default() }
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            store: StoreOptions::default(),
+        }
     }
 }
 
@@ -53,7 +56,13 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     };
     let server = Server::start(&serve).await.expect("server starts");
     let addr = server.ingest_addr();
-    TestApp { server: Some(server), addr, dir, client: reqwest::Client::new(), sources }
+    TestApp {
+        server: Some(server),
+        addr,
+        dir,
+        client: reqwest::Client::new(),
+        sources,
+    }
 }
 
 /// One source per platform labelled with the platform's slug, plus a signed GoTo source.
@@ -78,7 +87,10 @@ impl TestApp {
 
     pub fn hook_url(&self, label: &str, trigger: Option<&str>) -> String {
         let source = self.source(label);
-        let mut url = format!("http://{}/hooks/{}/{}", self.addr, source.platform, source.token);
+        let mut url = format!(
+            "http://{}/hooks/{}/{}",
+            self.addr, source.platform, source.token
+        );
         if let Some(trigger) = trigger {
             url.push('/');
             url.push_str(trigger);
@@ -87,7 +99,12 @@ impl TestApp {
     }
 
     /// Posts `body` as JSON to the source labelled `label`.
-    pub async fn post(&self, label: &str, trigger: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        label: &str,
+        trigger: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(self.hook_url(label, trigger))
             .header("content-type", "application/json")

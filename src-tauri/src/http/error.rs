@@ -52,7 +52,9 @@ impl IntoResponse for IngestError {
         let body = Json(serde_json::json!({ "error": self.kind(), "message": self.to_string() }));
         let mut response = (self.status(), body).into_response();
         if matches!(self, IngestError::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
     }

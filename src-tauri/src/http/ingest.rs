@@ -39,7 +39,10 @@ pub struct IngestState {
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/hooks/{platform}/{token}", post(post_hook).get(probe))
-        .route("/hooks/{platform}/{token}/{trigger}", post(post_hook_with_trigger).get(probe_with_trigger))
+        .route(
+            "/hooks/{platform}/{token}/{trigger}",
+            post(post_hook_with_trigger).get(probe_with_trigger),
+        )
         .route("/healthz", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -70,7 +73,10 @@ struct TriggerPath {
     trigger: String,
 }
 
-async fn probe(State(state): State<IngestState>, Path(path): Path<HookPath>) -> Result<StatusCode, IngestError> {
+async fn probe(
+    State(state): State<IngestState>,
+    Path(path): Path<HookPath>,
+) -> Result<StatusCode, IngestError> {
     authenticate(&state, &path.platform, &path.token).await?;
     Ok(StatusCode::OK)
 }
@@ -98,7 +104,15 @@ async fn post_hook_with_trigger(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, IngestError> {
-    receive(state, path.platform, path.token, Some(path.trigger), headers, body).await
+    receive(
+        state,
+        path.platform,
+        path.token,
+        Some(path.trigger),
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn receive(
@@ -131,32 +145,45 @@ async fn receive(
         time_zone: source.zone(),
     };
     let prepared = prepare(delivery).await?;
-    let receipt = state.writer.record(prepared).await.map_err(|e| IngestError::Unavailable(e.to_string()))?;
+    let receipt = state
+        .writer
+        .record(prepared)
+        .await
+        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
     Ok(Json(receipt))
 }
 
 /// Finds the source a hook URL names; unknown platforms and tokens are counted and refused.
-async fn authenticate(state: &IngestState, platform: &str, token: &str) -> Result<(Platform, Source), IngestError> {
+async fn authenticate(
+    state: &IngestState,
+    platform: &str,
+    token: &str,
+) -> Result<(Platform, Source), IngestError> {
     let Ok(platform) = platform.parse::<Platform>() else {
         state.writer.reject(Rejection::UnknownPlatform, "");
         return Err(IngestError::NotFound);
     };
     let (reads, token) = (state.reads.clone(), token.to_owned());
-    let found = tokio::task::spawn_blocking(move || reads.with(|conn| sources::by_token(conn, platform, &token)))
-        .await
-        .map_err(|e| IngestError::Unavailable(e.to_string()))?
-        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+    let found = tokio::task::spawn_blocking(move || {
+        reads.with(|conn| sources::by_token(conn, platform, &token))
+    })
+    .await
+    .map_err(|e| IngestError::Unavailable(e.to_string()))?
+    .map_err(|e| IngestError::Unavailable(e.to_string()))?;
     match found {
         Some(source) => Ok((platform, source)),
         None => {
-            state.writer.reject(Rejection::UnknownToken, platform.as_str());
+            state
+                .writer
+                .reject(Rejection::UnknownToken, platform.as_str());
             Err(IngestError::NotFound)
         }
     }
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, IngestError> {
-    let declared = header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(IngestError::TooLarge { limit });
     }
@@ -197,6 +224,8 @@ fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
                 || name.starts_with("cf-");
             wanted && !SECRET_HINTS.iter().any(|hint| name.contains(hint))
         })
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect()
 }

@@ -15,22 +15,37 @@ pub(crate) fn decode<T: DeserializeOwned>(delivery: &Delivery<'_>) -> Result<T, 
         return decode_form(body);
     }
     match first_byte(body) {
-        Some(b'{') => serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string())),
+        Some(b'{') => serde_json::from_slice(body).map_err(|e| json_error(&e)),
         other => Err(top_level_mismatch(body, other)),
+    }
+}
+
+/// Syntax errors mean the body is not JSON; data errors mean it is, but does not fit.
+fn json_error(error: &serde_json::Error) -> ParseError {
+    let message = error.to_string();
+    match error.classify() {
+        serde_json::error::Category::Data => ParseError::Unfit(message),
+        _ => ParseError::NotJson(message),
     }
 }
 
 fn is_form(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
-        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
     })
 }
 
 fn decode_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(body).map_err(|e| ParseError::BadForm(e.to_string()))?;
-    let fields: serde_json::Map<String, serde_json::Value> =
-        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    let fields: serde_json::Map<String, serde_json::Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
     serde_json::from_value(serde_json::Value::Object(fields))
         .map_err(|e| ParseError::BadForm(e.to_string()))
 }
@@ -73,10 +88,20 @@ mod tests {
     #[test]
     fn names_what_was_found_instead_of_an_object() {
         assert_eq!(decode_str("").unwrap_err(), ParseError::EmptyBody);
-        assert_eq!(decode_str("[1]").unwrap_err(), ParseError::NotAnObject("an array"));
-        assert_eq!(decode_str("null").unwrap_err(), ParseError::NotAnObject("null"));
-        assert!(matches!(decode_str("<xml/>").unwrap_err(), ParseError::NotJson(m) if m.contains("XML")));
-        assert!(matches!(decode_str("{\"a\":").unwrap_err(), ParseError::NotJson(m) if m.contains("line 1")));
+        assert_eq!(
+            decode_str("[1]").unwrap_err(),
+            ParseError::NotAnObject("an array")
+        );
+        assert_eq!(
+            decode_str("null").unwrap_err(),
+            ParseError::NotAnObject("null")
+        );
+        assert!(
+            matches!(decode_str("<xml/>").unwrap_err(), ParseError::NotJson(m) if m.contains("XML"))
+        );
+        assert!(
+            matches!(decode_str("{\"a\":").unwrap_err(), ParseError::NotJson(m) if m.contains("line 1"))
+        );
     }
 
     #[test]

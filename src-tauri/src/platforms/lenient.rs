@@ -30,6 +30,10 @@ impl<'de> Deserialize<'de> for Text {
 
 struct TextVisitor;
 
+/// The longest text field kept: longer values are refused rather than stored in every report
+/// row (a name or a title never needs 64 KiB).
+pub(crate) const MAX_TEXT_BYTES: usize = 64 << 10;
+
 impl<'de> Visitor<'de> for TextVisitor {
     type Value = Option<String>;
 
@@ -38,6 +42,12 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v.len() > MAX_TEXT_BYTES {
+            return Err(E::custom(format_args!(
+                "a text field of {} bytes is longer than the {MAX_TEXT_BYTES} bytes allowed",
+                v.len()
+            )));
+        }
         let trimmed = v.trim();
         Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
     }
@@ -113,7 +123,9 @@ pub(crate) struct Decimal(pub Option<f64>);
 impl<'de> Deserialize<'de> for Decimal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = deserializer.deserialize_any(TextVisitor)?;
-        let value = text.as_deref().and_then(|t| t.trim_end_matches('%').parse::<f64>().ok());
+        let value = text
+            .as_deref()
+            .and_then(|t| t.trim_end_matches('%').parse::<f64>().ok());
         Ok(Decimal(value.filter(|v| v.is_finite())))
     }
 }
@@ -202,18 +214,26 @@ mod tests {
 
     #[test]
     fn text_accepts_any_scalar_and_keeps_big_integers_exact() {
-        assert_eq!(sample(r#"{"text": 9007199254740993123}"#).text.0.unwrap(), "9007199254740993123");
+        assert_eq!(
+            sample(r#"{"text": 9007199254740993123}"#).text.0.unwrap(),
+            "9007199254740993123"
+        );
         assert_eq!(sample(r#"{"text": " a "}"#).text.0.unwrap(), "a");
         assert_eq!(sample(r#"{"text": ""}"#).text.0, None);
         assert_eq!(sample(r#"{"text": {"nested": [1]}}"#).text.0, None);
         assert_eq!(sample(r#"{}"#).text.0, None);
+        let huge = format!(r#"{{"text": "{}"}}"#, "x".repeat(MAX_TEXT_BYTES + 1));
+        assert!(serde_json::from_str::<Sample>(&huge).is_err());
     }
 
     #[test]
     fn counts_accept_strings_and_refuse_placeholders() {
         assert_eq!(sample(r#"{"count": "3600"}"#).count.0, Some(3600));
         assert_eq!(sample(r#"{"count": 181.0}"#).count.0, Some(181));
-        assert_eq!(sample(r#"{"count": "[seconds attended webinar]"}"#).count.0, None);
+        assert_eq!(
+            sample(r#"{"count": "[seconds attended webinar]"}"#).count.0,
+            None
+        );
         assert_eq!(sample(r#"{"count": -5}"#).count.0, None);
         assert_eq!(sample(r#"{"count": null}"#).count.0, None);
     }

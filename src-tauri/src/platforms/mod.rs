@@ -52,7 +52,11 @@ pub enum Understanding {
 
 impl Understanding {
     pub fn facts(facts: Vec<Fact>) -> Self {
-        Understanding::Facts { facts, observed_at: None, warnings: Vec::new() }
+        Understanding::Facts {
+            facts,
+            observed_at: None,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -64,14 +68,23 @@ pub enum ParseError {
     EmptyBody,
     #[error("the body is not valid JSON: {0}")]
     NotJson(String),
+    #[error("the body is JSON, but not in a shape Rollcall can read: {0}")]
+    Unfit(String),
     #[error("the form-encoded body could not be decoded: {0}")]
     BadForm(String),
     #[error("expected a JSON object at the top level, found {0}")]
     NotAnObject(&'static str),
     #[error("not a {platform} payload Rollcall knows: {detail}")]
-    UnknownShape { platform: &'static str, detail: String },
+    UnknownShape {
+        platform: &'static str,
+        detail: String,
+    },
     #[error("unknown {platform} trigger {trigger:?}; expected one of: {expected}")]
-    UnknownTrigger { platform: &'static str, trigger: String, expected: &'static str },
+    UnknownTrigger {
+        platform: &'static str,
+        trigger: String,
+        expected: &'static str,
+    },
     #[error("missing field `{0}`")]
     MissingField(String),
     #[error("field `{field}` is not a time Rollcall can read: {value:?}")]
@@ -115,7 +128,11 @@ pub(crate) mod test_support {
     use super::*;
 
     /// A delivery with fixed receipt time and zone, for parser unit tests.
-    pub fn delivery<'a>(platform: Platform, trigger: Option<&'a str>, body: &'a str) -> Delivery<'a> {
+    pub fn delivery<'a>(
+        platform: Platform,
+        trigger: Option<&'a str>,
+        body: &'a str,
+    ) -> Delivery<'a> {
         Delivery {
             platform,
             trigger,

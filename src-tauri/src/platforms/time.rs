@@ -20,10 +20,14 @@ pub(crate) fn instant(raw: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     // ISO 8601 forms RFC 3339 refuses: a space for the `T`, `+0000` offsets.
-    ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"]
-        .iter()
-        .find_map(|format| DateTime::parse_from_str(raw, format).ok())
-        .map(|t| t.with_timezone(&Utc))
+    [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ]
+    .iter()
+    .find_map(|format| DateTime::parse_from_str(raw, format).ok())
+    .map(|t| t.with_timezone(&Utc))
 }
 
 /// Epoch seconds or milliseconds, told apart by magnitude. Zero and negatives are "unset".
@@ -38,9 +42,14 @@ pub(crate) fn epoch(n: i64) -> Option<DateTime<Utc>> {
 /// A wall-clock time with no zone (`yyyy-mm-dd hh:mm`, optionally with seconds or a `T`).
 pub(crate) fn naive(raw: &str) -> Option<NaiveDateTime> {
     let raw = raw.trim();
-    ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
 }
 
 /// Reads `local` in `zone`. In the autumn overlap the earlier instant is taken; a time in the
@@ -50,7 +59,9 @@ pub(crate) fn in_zone<Z: TimeZone>(local: NaiveDateTime, zone: &Z) -> Option<Dat
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
         LocalResult::None => {
             let later = local.checked_add_signed(chrono::Duration::hours(1))?;
-            zone.from_local_datetime(&later).earliest().map(|t| t.with_timezone(&Utc))
+            zone.from_local_datetime(&later)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
         }
     }
 }
@@ -98,13 +109,26 @@ mod tests {
 
     #[test]
     fn instants_in_every_form_seen() {
-        assert_eq!(instant("2021-05-18T08:43:25.304Z"), Some(utc("2021-05-18T08:43:25.304Z")));
-        assert_eq!(instant("2023-01-01T09:00:00-05:00"), Some(utc("2023-01-01T14:00:00Z")));
+        assert_eq!(
+            instant("2021-05-18T08:43:25.304Z"),
+            Some(utc("2021-05-18T08:43:25.304Z"))
+        );
+        assert_eq!(
+            instant("2023-01-01T09:00:00-05:00"),
+            Some(utc("2023-01-01T14:00:00Z"))
+        );
         assert_eq!(instant("1645459200"), Some(utc("2022-02-21T16:00:00Z")));
         assert_eq!(instant("1645459200000"), Some(utc("2022-02-21T16:00:00Z")));
-        assert_eq!(instant("2020-08-20T18:00:00+0000"), Some(utc("2020-08-20T18:00:00Z")));
+        assert_eq!(
+            instant("2020-08-20T18:00:00+0000"),
+            Some(utc("2020-08-20T18:00:00Z"))
+        );
         assert_eq!(instant("0"), None);
-        assert_eq!(instant("2024-03-15 10:00"), None, "zone-less is not an instant");
+        assert_eq!(
+            instant("2024-03-15 10:00"),
+            None,
+            "zone-less is not an instant"
+        );
         assert_eq!(instant("soon"), None);
     }
 
@@ -112,7 +136,12 @@ mod tests {
     fn zone_less_times_are_read_in_the_source_zone_and_marked() {
         let m = moment_in("2024-07-01 09:30", chrono_tz::America::New_York).unwrap();
         assert_eq!(m.at, utc("2024-07-01T13:30:00Z"));
-        assert_eq!(m.basis, TimeBasis::AssumedZone { zone: "America/New_York".into() });
+        assert_eq!(
+            m.basis,
+            TimeBasis::AssumedZone {
+                zone: "America/New_York".into()
+            }
+        );
         let gap = moment_in("2024-03-10 02:30", chrono_tz::America::New_York).unwrap();
         assert_eq!(gap.at, utc("2024-03-10T07:30:00Z"));
         let overlap = moment_in("2024-11-03 01:30", chrono_tz::America::New_York).unwrap();

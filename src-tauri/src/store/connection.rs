@@ -30,22 +30,31 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { busy_timeout: Duration::from_secs(5), max_page_count: None }
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            max_page_count: None,
+        }
     }
 }
 
 /// Opens (creating if needed) the database for writing and brings its schema up to date.
 pub fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::DataDir { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     let mut conn = Connection::open(path)?;
     check_is_ours(&conn, path)?;
     configure(&conn, options)?;
     migrate(&mut conn, path)?;
     if let Some(pages) = options.max_page_count {
-        conn.pragma_update(None, "max_page_count", i64::try_from(pages).unwrap_or(i64::MAX))?;
+        conn.pragma_update(
+            None,
+            "max_page_count",
+            i64::try_from(pages).unwrap_or(i64::MAX),
+        )?;
     }
     Ok(conn)
 }
@@ -73,13 +82,19 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
 
 /// Refuses a file that is not SQLite, or an SQLite database some other program made.
 fn check_is_ours(conn: &Connection, path: &Path) -> Result<()> {
-    let foreign = |reason: String| StoreError::Foreign { path: path.to_owned(), reason };
+    let foreign = |reason: String| StoreError::Foreign {
+        path: path.to_owned(),
+        reason,
+    };
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
         .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
         .map_err(|e| foreign(e.to_string()))?;
     if !tables.is_empty() && !tables.iter().any(|t| t == "deliveries") {
-        return Err(foreign(format!("it has tables {} but no journal", tables.join(", "))));
+        return Err(foreign(format!(
+            "it has tables {} but no journal",
+            tables.join(", ")
+        )));
     }
     Ok(())
 }
@@ -90,7 +105,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let found = usize::try_from(found).unwrap_or(usize::MAX);
     if found > known {
-        return Err(StoreError::TooNew { path: path.to_owned(), found, known });
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
     }
     migrations.to_latest(conn)?;
     Ok(())
@@ -117,13 +136,24 @@ const MAX_IDLE_READERS: usize = 8;
 
 impl ReadPool {
     pub fn new(path: &Path, options: StoreOptions) -> Self {
-        let inner = PoolInner { path: path.to_owned(), options, idle: Mutex::new(Vec::new()) };
-        Self { inner: Arc::new(inner) }
+        let inner = PoolInner {
+            path: path.to_owned(),
+            options,
+            idle: Mutex::new(Vec::new()),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Runs `read` on a pooled connection. Blocking: call from a blocking thread.
     pub fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => open_read_only(&self.inner.path, &self.inner.options)?,
@@ -151,12 +181,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
         drop(open_writer(&path, &StoreOptions::default()).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         let err = open_writer(&path, &StoreOptions::default()).unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
 
         let foreign = dir.path().join("foreign.sqlite3");
-        Connection::open(&foreign).unwrap().execute("CREATE TABLE notes (x)", []).unwrap();
+        Connection::open(&foreign)
+            .unwrap()
+            .execute("CREATE TABLE notes (x)", [])
+            .unwrap();
         let err = open_writer(&foreign, &StoreOptions::default()).unwrap_err();
         assert!(err.to_string().contains("not a Rollcall database"), "{err}");
     }
@@ -165,9 +201,15 @@ mod tests {
     fn refuses_a_file_that_is_not_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        std::fs::write(&path, b"this is a text file, not a database at all, honestly").unwrap();
+        std::fs::write(
+            &path,
+            b"this is a text file, not a database at all, honestly",
+        )
+        .unwrap();
         let err = open_writer(&path, &StoreOptions::default()).unwrap_err();
         assert!(err.to_string().contains("not a Rollcall database"), "{err}");
-        assert!(std::fs::read(&path).unwrap().starts_with(b"this is a text file"));
+        assert!(std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"this is a text file"));
     }
 }

@@ -79,7 +79,12 @@ impl Prepared {
         let body_sha256 = hex::encode(Sha256::digest(&delivery.body));
         let identity = identity(&input);
         let understanding = platforms::parse(&input);
-        Prepared { delivery, body_sha256, identity, understanding }
+        Prepared {
+            delivery,
+            body_sha256,
+            identity,
+            understanding,
+        }
     }
 }
 
@@ -95,7 +100,11 @@ pub fn identity(delivery: &Delivery<'_>) -> String {
     hash.update(delivery.trigger.unwrap_or_default());
     hash.update([0]);
     hash.update(delivery.body);
-    format!("{}:sha256:{}", delivery.platform, hex::encode(hash.finalize()))
+    format!(
+        "{}:sha256:{}",
+        delivery.platform,
+        hex::encode(hash.finalize())
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -143,13 +152,18 @@ pub struct Receipt {
 pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
     let canonical = find_canonical(conn, &prepared.identity)?;
     let earlier = canonical.as_ref().is_some_and(|c| {
-        (format_time(&prepared.delivery.received_at), prepared.body_sha256.as_str())
-            < (c.received_at.clone(), c.body_sha256.as_str())
+        (
+            format_time(&prepared.delivery.received_at),
+            prepared.body_sha256.as_str(),
+        ) < (c.received_at.clone(), c.body_sha256.as_str())
     });
     let id = insert(conn, prepared)?;
     if let Some(canonical) = canonical.as_ref().filter(|_| !earlier) {
         set_status(conn, id, Status::Duplicate, None, Some(canonical.id))?;
-        return Ok(Receipt { delivery: id, status: Status::Duplicate });
+        return Ok(Receipt {
+            delivery: id,
+            status: Status::Duplicate,
+        });
     }
     let status = project(conn, id, prepared)?;
     if let Some(displaced) = canonical {
@@ -159,7 +173,10 @@ pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
             .execute([id, displaced.id])?;
         set_status(conn, displaced.id, Status::Duplicate, None, Some(id))?;
     }
-    Ok(Receipt { delivery: id, status })
+    Ok(Receipt {
+        delivery: id,
+        status,
+    })
 }
 
 struct Canonical {
@@ -175,7 +192,11 @@ fn find_canonical(conn: &Connection, identity: &str) -> Result<Option<Canonical>
              WHERE identity = ?1 AND duplicate_of IS NULL LIMIT 1",
         )?
         .query_row([identity], |row| {
-            Ok(Canonical { id: row.get(0)?, received_at: row.get(1)?, body_sha256: row.get(2)? })
+            Ok(Canonical {
+                id: row.get(0)?,
+                received_at: row.get(1)?,
+                body_sha256: row.get(2)?,
+            })
         })
         .optional()?)
 }
@@ -222,14 +243,24 @@ fn set_status(
 fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
     let (facts, observed_at, warnings) = match &prepared.understanding {
         Err(error) => {
-            set_status(conn, id, Status::Quarantined, Some(&error.to_string()), None)?;
+            set_status(
+                conn,
+                id,
+                Status::Quarantined,
+                Some(&error.to_string()),
+                None,
+            )?;
             return Ok(Status::Quarantined);
         }
         Ok(Understanding::Ignored { reason }) => {
             set_status(conn, id, Status::Ignored, Some(reason), None)?;
             return Ok(Status::Ignored);
         }
-        Ok(Understanding::Facts { facts, observed_at, warnings }) => (facts, observed_at, warnings),
+        Ok(Understanding::Facts {
+            facts,
+            observed_at,
+            warnings,
+        }) => (facts, observed_at, warnings),
     };
     let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
     conn.execute_batch("SAVEPOINT project")?;
@@ -320,7 +351,8 @@ pub fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<DeliverySu
 
 /// Counts of deliveries by status.
 pub fn counts(conn: &Connection) -> Result<BTreeMap<String, i64>> {
-    let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM deliveries GROUP BY status")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT status, count(*) FROM deliveries GROUP BY status")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -353,7 +385,11 @@ fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
             source_id,
             trigger,
             received_at: parse_time(&received_at).ok_or_else(|| corrupt("received_at"))?,
-            via: if via == "import" { Via::Import } else { Via::Webhook },
+            via: if via == "import" {
+                Via::Import
+            } else {
+                Via::Webhook
+            },
             content_type,
             headers: serde_json::from_str(&headers)?,
             body: Bytes::from(body),
@@ -373,7 +409,8 @@ pub fn reindex(conn: &Connection) -> Result<ReindexReport> {
         .collect::<rusqlite::Result<_>>()?;
     let mut report = ReindexReport::default();
     for (id, identity) in ids {
-        let delivery = load(conn, id)?.ok_or_else(|| StoreError::Invalid(format!("delivery {id} vanished")))?;
+        let delivery = load(conn, id)?
+            .ok_or_else(|| StoreError::Invalid(format!("delivery {id} vanished")))?;
         let mut prepared = Prepared::new(delivery);
         // The identity given on arrival stands: duplicates were judged by it.
         prepared.identity = identity;

@@ -33,11 +33,18 @@ pub enum StoreError {
         "the database at {path} was written by a newer Rollcall (schema version {found}, this \
          version knows {known}); it is left untouched"
     )]
-    TooNew { path: PathBuf, found: usize, known: usize },
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
     #[error("{path} is not a Rollcall database ({reason}); it is left untouched")]
     Foreign { path: PathBuf, reason: String },
     #[error("could not create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the store is not accepting writes: {0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -57,7 +64,12 @@ impl StoreError {
             StoreError::Unavailable(_) => true,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
-                DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory
+                DatabaseBusy
+                    | DatabaseLocked
+                    | DiskFull
+                    | SystemIoFailure
+                    | CannotOpen
+                    | OutOfMemory
             ),
             _ => false,
         }
@@ -71,5 +83,7 @@ pub fn format_time(at: &chrono::DateTime<chrono::Utc>) -> String {
 
 /// Reads a stored instant back.
 pub fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc))
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }

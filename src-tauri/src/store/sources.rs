@@ -70,8 +70,9 @@ fn with_keys(conn: &Connection, mut source: Source) -> Result<Source> {
     let mut stmt = conn.prepare_cached(
         "SELECT secret FROM source_secret_keys WHERE source_id = ?1 ORDER BY added_at, secret",
     )?;
-    source.secret_keys =
-        stmt.query_map([source.id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    source.secret_keys = stmt
+        .query_map([source.id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(source)
 }
 
@@ -88,13 +89,22 @@ pub fn add(
         return Err(StoreError::Invalid("a source needs a label".into()));
     }
     if find(conn, label)?.is_some() {
-        return Err(StoreError::Invalid(format!("a source labelled {label:?} already exists")));
+        return Err(StoreError::Invalid(format!(
+            "a source labelled {label:?} already exists"
+        )));
     }
     let token = new_token();
     conn.execute(
         "INSERT INTO sources (platform, label, token, token_sha256, time_zone, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![platform.as_str(), label, token, token_digest(&token), time_zone.name(), now()],
+        params![
+            platform.as_str(),
+            label,
+            token,
+            token_digest(&token),
+            time_zone.name(),
+            now()
+        ],
     )?;
     let id = conn.last_insert_rowid();
     for key in secret_keys {
@@ -110,14 +120,20 @@ fn now() -> String {
 /// An active source by id.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Source>> {
     let sql = format!("SELECT {COLUMNS} FROM sources WHERE id = ?1 AND removed_at IS NULL");
-    let source = conn.prepare_cached(&sql)?.query_row([id], source_row).optional()?;
+    let source = conn
+        .prepare_cached(&sql)?
+        .query_row([id], source_row)
+        .optional()?;
     source.map(|s| with_keys(conn, s)).transpose()
 }
 
 /// An active source by label, or by id written as a number.
 pub fn find(conn: &Connection, label_or_id: &str) -> Result<Option<Source>> {
     let sql = format!("SELECT {COLUMNS} FROM sources WHERE label = ?1 AND removed_at IS NULL");
-    let by_label = conn.prepare_cached(&sql)?.query_row([label_or_id], source_row).optional()?;
+    let by_label = conn
+        .prepare_cached(&sql)?
+        .query_row([label_or_id], source_row)
+        .optional()?;
     match (by_label, label_or_id.parse::<i64>()) {
         (Some(source), _) => with_keys(conn, source).map(Some),
         (None, Ok(id)) => get(conn, id),
@@ -128,8 +144,10 @@ pub fn find(conn: &Connection, label_or_id: &str) -> Result<Option<Source>> {
 /// Every active source, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<Source>> {
     let sql = format!("SELECT {COLUMNS} FROM sources WHERE removed_at IS NULL ORDER BY id");
-    let sources: Vec<Source> =
-        conn.prepare_cached(&sql)?.query_map([], source_row)?.collect::<rusqlite::Result<_>>()?;
+    let sources: Vec<Source> = conn
+        .prepare_cached(&sql)?
+        .query_map([], source_row)?
+        .collect::<rusqlite::Result<_>>()?;
     sources.into_iter().map(|s| with_keys(conn, s)).collect()
 }
 
@@ -224,14 +242,20 @@ pub fn count_rejections(conn: &Connection, counts: &[((Rejection, String), u64)]
     )?;
     let now = now();
     for ((reason, platform), count) in counts {
-        stmt.execute(params![reason.as_str(), platform, i64::try_from(*count).unwrap_or(i64::MAX), now])?;
+        stmt.execute(params![
+            reason.as_str(),
+            platform,
+            i64::try_from(*count).unwrap_or(i64::MAX),
+            now
+        ])?;
     }
     Ok(())
 }
 
 /// Refused requests so far: (reason, platform, count).
 pub fn rejections(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
-    let mut stmt = conn.prepare_cached("SELECT reason, platform, count FROM rejections ORDER BY 1, 2")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT reason, platform, count FROM rejections ORDER BY 1, 2")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

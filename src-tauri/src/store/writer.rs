@@ -113,7 +113,11 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the writer has stopped".into())
 }
 
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>, announcer: &broadcast::Sender<Committed>) {
+fn run(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    announcer: &broadcast::Sender<Committed>,
+) {
     while let Some(first) = queue.blocking_recv() {
         let batch = fill_batch(first, &mut queue);
         let outcome = catch_unwind(AssertUnwindSafe(|| process(&mut conn, batch, announcer)));
@@ -154,7 +158,9 @@ fn process(conn: &mut Connection, batch: Vec<Job>, announcer: &broadcast::Sender
     for job in batch {
         match job {
             Job::Record(prepared, reply) => records.push((prepared, reply)),
-            Job::Reject(reason, platform) => *rejections.entry((reason, platform)).or_default() += 1,
+            Job::Reject(reason, platform) => {
+                *rejections.entry((reason, platform)).or_default() += 1
+            }
             Job::Run(task) => tasks.push(task),
         }
     }

@@ -43,8 +43,10 @@ fn load_fold<T: for<'de> Deserialize<'de>>(
     sql: &str,
     key: &[&dyn rusqlite::ToSql],
 ) -> Result<Option<T>> {
-    let text: Option<String> =
-        conn.prepare_cached(sql)?.query_row(key, |row| row.get(0)).optional()?;
+    let text: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row(key, |row| row.get(0))
+        .optional()?;
     Ok(match text {
         Some(text) => Some(serde_json::from_str(&text)?),
         None => None,
@@ -84,7 +86,13 @@ impl DetailsFold {
         self.recurrence.offer(d.recurrence.as_ref(), v);
         self.platform_status.offer(d.platform_status.as_ref(), v);
         self.owner_name.offer(d.owner_name.as_ref(), v);
-        self.owner_email.offer(d.owner_email.as_ref().map(|e| e.as_str().to_owned()).as_ref(), v);
+        self.owner_email.offer(
+            d.owner_email
+                .as_ref()
+                .map(|e| e.as_str().to_owned())
+                .as_ref(),
+            v,
+        );
         self.capacity.offer(d.capacity.as_ref(), v);
         self.scheduled_start.offer(d.scheduled_start.as_ref(), v);
         self.scheduled_end.offer(d.scheduled_end.as_ref(), v);
@@ -92,7 +100,10 @@ impl DetailsFold {
         self.presenters.offer_list(&d.presenters, v);
         keep_min(&mut self.created_at, d.created_at.as_ref(), |t| *t);
         for (key, value) in &d.extra {
-            self.extra.entry(key.clone()).or_default().offer(Some(value), v);
+            self.extra
+                .entry(key.clone())
+                .or_default()
+                .offer(Some(value), v);
         }
     }
 }
@@ -127,7 +138,9 @@ impl WebinarFold {
                 self.details.merge(details, v);
                 keep_max(&mut self.changed_at, Some(at), moment_key);
             }
-            Fact::WebinarPublished { at, .. } => keep_min(&mut self.published_at, Some(at), moment_key),
+            Fact::WebinarPublished { at, .. } => {
+                keep_min(&mut self.published_at, Some(at), moment_key)
+            }
             Fact::WebinarDeleted { at, .. } => keep_max(&mut self.deleted_at, Some(at), moment_key),
             Fact::WaitingRoomOpened { at, .. } => {
                 keep_min(&mut self.waiting_room_opened_at, Some(at), moment_key);
@@ -140,8 +153,11 @@ impl WebinarFold {
 
     pub fn save(&self, conn: &Connection, uid: &str) -> Result<()> {
         let d = &self.details;
-        let extra: BTreeMap<&String, &String> =
-            d.extra.iter().filter_map(|(k, v)| Some((k, v.get()?))).collect();
+        let extra: BTreeMap<&String, &String> = d
+            .extra
+            .iter()
+            .filter_map(|(k, v)| Some((k, v.get()?)))
+            .collect();
         let zone = assumed_zone([
             self.waiting_room_opened_at.as_ref(),
             self.started_at.as_ref(),
@@ -170,7 +186,9 @@ impl WebinarFold {
             d.platform_status.get(),
             d.owner_name.get(),
             d.owner_email.get(),
-            d.capacity.get().map(|c| i64::try_from(*c).unwrap_or(i64::MAX)),
+            d.capacity
+                .get()
+                .map(|c| i64::try_from(*c).unwrap_or(i64::MAX)),
             moment_time(d.scheduled_start.get()),
             moment_time(d.scheduled_end.get()),
             time(d.created_at.as_ref()),
@@ -218,17 +236,21 @@ impl SessionFold {
         self.newest.offer(v, delivery_id);
         match fact {
             Fact::SessionSeen { details, .. } => {
-                self.scheduled_start.offer(details.scheduled_start.as_ref(), v);
+                self.scheduled_start
+                    .offer(details.scheduled_start.as_ref(), v);
                 self.scheduled_end.offer(details.scheduled_end.as_ref(), v);
                 self.timezone.offer(details.timezone.as_ref(), v);
                 self.url.offer(details.url.as_ref(), v);
-                self.platform_status.offer(details.platform_status.as_ref(), v);
+                self.platform_status
+                    .offer(details.platform_status.as_ref(), v);
             }
             Fact::WaitingRoomOpened { at, .. } => {
                 keep_min(&mut self.waiting_room_opened_at, Some(at), moment_key);
             }
             Fact::Started { at, .. } => keep_min(&mut self.started_at, Some(at), moment_key),
-            Fact::Ended { at, duration_secs, .. } => {
+            Fact::Ended {
+                at, duration_secs, ..
+            } => {
                 keep_max(&mut self.ended_at, Some(at), moment_key);
                 self.duration_secs.offer(duration_secs.as_ref(), v);
             }
@@ -260,7 +282,9 @@ impl SessionFold {
             moment_time(self.waiting_room_opened_at.as_ref()),
             moment_time(self.started_at.as_ref()),
             moment_time(self.ended_at.as_ref()),
-            self.duration_secs.get().map(|d| i64::try_from(*d).unwrap_or(i64::MAX)),
+            self.duration_secs
+                .get()
+                .map(|d| i64::try_from(*d).unwrap_or(i64::MAX)),
             zone,
             self.newest.delivery_id,
             json(self)?,
@@ -384,19 +408,32 @@ impl RegistrationFold {
 
     pub fn merge(&mut self, fact: &Fact, v: Version, delivery_id: i64) {
         let Fact::Registered {
-            registered_at, status, role, origin, custom_fields, join_url, ..
+            registered_at,
+            status,
+            role,
+            origin,
+            custom_fields,
+            join_url,
+            ..
         } = fact
         else {
             return;
         };
         self.newest.offer(v, delivery_id);
-        keep_min(&mut self.registered_at, registered_at.as_ref(), registration_time_key);
+        keep_min(
+            &mut self.registered_at,
+            registered_at.as_ref(),
+            registration_time_key,
+        );
         self.status.offer(status.as_ref(), v);
         self.role.offer(Some(role), v);
         self.merge_origin(origin, v);
         self.join_url.offer(join_url.as_ref(), v);
         for (key, value) in custom_fields {
-            self.custom_fields.entry(key.clone()).or_default().offer(Some(value), v);
+            self.custom_fields
+                .entry(key.clone())
+                .or_default()
+                .offer(Some(value), v);
         }
     }
 
@@ -412,8 +449,11 @@ impl RegistrationFold {
     }
 
     pub fn save(&self, conn: &Connection, key: &PersonAtWebinar) -> Result<()> {
-        let custom: BTreeMap<&String, &String> =
-            self.custom_fields.iter().filter_map(|(k, v)| Some((k, v.get()?))).collect();
+        let custom: BTreeMap<&String, &String> = self
+            .custom_fields
+            .iter()
+            .filter_map(|(k, v)| Some((k, v.get()?)))
+            .collect();
         conn.prepare_cached(
             "INSERT OR REPLACE INTO registrations (webinar_uid, session_uid, person_uid,
                 registered_at, registered_at_basis, status, role, source, referrer, tracking_code,

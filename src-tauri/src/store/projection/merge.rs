@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 /// The order of facts: observed time in milliseconds, a stable hash of the delivery identity,
 /// and the fact's ordinal within its delivery.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Version(pub i64, pub u64, pub u32);
 
 impl Version {
@@ -20,7 +22,11 @@ impl Version {
         let digest = Sha256::digest(identity.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        Version(observed_at.timestamp_millis(), u64::from_be_bytes(first), ordinal)
+        Version(
+            observed_at.timestamp_millis(),
+            u64::from_be_bytes(first),
+            ordinal,
+        )
     }
 }
 
@@ -35,7 +41,10 @@ pub struct Lww<T> {
 
 impl<T> Default for Lww<T> {
     fn default() -> Self {
-        Self { value: None, version: Version::default() }
+        Self {
+            value: None,
+            version: Version::default(),
+        }
     }
 }
 
@@ -64,18 +73,32 @@ impl<T: Clone> Lww<Vec<T>> {
 }
 
 /// Keeps the candidate with the smallest key.
-pub fn keep_min<T: Clone, K: Ord>(slot: &mut Option<T>, candidate: Option<&T>, key: impl Fn(&T) -> K) {
+pub fn keep_min<T: Clone, K: Ord>(
+    slot: &mut Option<T>,
+    candidate: Option<&T>,
+    key: impl Fn(&T) -> K,
+) {
     if let Some(candidate) = candidate {
-        if slot.as_ref().is_none_or(|current| key(candidate) < key(current)) {
+        if slot
+            .as_ref()
+            .is_none_or(|current| key(candidate) < key(current))
+        {
             *slot = Some(candidate.clone());
         }
     }
 }
 
 /// Keeps the candidate with the largest key.
-pub fn keep_max<T: Clone, K: Ord>(slot: &mut Option<T>, candidate: Option<&T>, key: impl Fn(&T) -> K) {
+pub fn keep_max<T: Clone, K: Ord>(
+    slot: &mut Option<T>,
+    candidate: Option<&T>,
+    key: impl Fn(&T) -> K,
+) {
     if let Some(candidate) = candidate {
-        if slot.as_ref().is_none_or(|current| key(candidate) > key(current)) {
+        if slot
+            .as_ref()
+            .is_none_or(|current| key(candidate) > key(current))
+        {
             *slot = Some(candidate.clone());
         }
     }
@@ -91,7 +114,10 @@ pub struct Newest {
 impl Newest {
     pub fn offer(&mut self, version: Version, delivery_id: i64) {
         if self.delivery_id == 0 || version > self.version {
-            *self = Newest { version, delivery_id };
+            *self = Newest {
+                version,
+                delivery_id,
+            };
         }
     }
 }
@@ -104,7 +130,14 @@ mod tests {
     fn lww_takes_the_newest_value_in_any_order() {
         let (a, b, c) = (Version(1, 0, 0), Version(2, 0, 0), Version(3, 0, 0));
         let offers = [(Some(1), a), (Some(2), b), (None, c)];
-        for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
             let mut field = Lww::default();
             for i in order {
                 field.offer(offers[i].0.as_ref(), offers[i].1);

@@ -59,7 +59,8 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
     for (_, _, fact) in &facts {
         touched.add(fact)?;
     }
-    conn.prepare_cached("DELETE FROM facts WHERE delivery_id = ?1")?.execute([delivery_id])?;
+    conn.prepare_cached("DELETE FROM facts WHERE delivery_id = ?1")?
+        .execute([delivery_id])?;
     refold(conn, touched)
 }
 
@@ -115,31 +116,47 @@ fn timeline_position(fact: &Fact) -> (Option<String>, Option<String>) {
         return (Some(format_time(&moment.at)), Some(basis));
     }
     match fact {
-        Fact::WebinarSeen { details, .. } => {
-            (details.created_at.as_ref().map(format_time), Some("exact".to_owned()))
-        }
+        Fact::WebinarSeen { details, .. } => (
+            details.created_at.as_ref().map(format_time),
+            Some("exact".to_owned()),
+        ),
         _ => (None, None),
     }
 }
 
 fn person_uid(fact: &Fact, person: &crate::facts::Person) -> Result<String> {
     person.uid(fact.webinar().platform).ok_or_else(|| {
-        StoreError::Invalid(format!("a {} fact names a person with no email and no id", fact.kind()))
+        StoreError::Invalid(format!(
+            "a {} fact names a person with no email and no id",
+            fact.kind()
+        ))
     })
 }
 
 type StoredFact = (i64, Version, Fact);
 
-fn facts_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Vec<StoredFact>> {
+fn facts_where(
+    conn: &Connection,
+    condition: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Vec<StoredFact>> {
     let sql = format!("SELECT delivery_id, version, body FROM facts WHERE {condition}");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([value], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+        ))
     })?;
     let mut facts = Vec::new();
     for row in rows {
         let (delivery_id, version, body) = row?;
-        facts.push((delivery_id, serde_json::from_str(&version)?, serde_json::from_str(&body)?));
+        facts.push((
+            delivery_id,
+            serde_json::from_str(&version)?,
+            serde_json::from_str(&body)?,
+        ));
     }
     Ok(facts)
 }
@@ -190,7 +207,13 @@ impl Keys {
             Fact::Joined { .. } | Fact::AttendanceSummary { .. } => (None, at_webinar),
             _ => (None, None),
         };
-        Ok(Keys { webinar, session, person, registration, attendance })
+        Ok(Keys {
+            webinar,
+            session,
+            person,
+            registration,
+            attendance,
+        })
     }
 }
 
@@ -206,48 +229,77 @@ struct WorkSet {
     only: Option<Touched>,
 }
 
-fn fold_for<'m, K: Eq + Hash + Clone, F: Default>(
-    map: &'m mut HashMap<K, F>,
+fn fold_for<K: Eq + Hash + Clone, F: Default>(
+    map: &mut HashMap<K, F>,
     key: K,
     from_scratch: bool,
     load: impl FnOnce(&K) -> Result<Option<F>>,
-) -> Result<&'m mut F> {
+) -> Result<&mut F> {
     use std::collections::hash_map::Entry;
     Ok(match map.entry(key) {
         Entry::Occupied(entry) => entry.into_mut(),
         Entry::Vacant(entry) => {
-            let fold = if from_scratch { None } else { load(entry.key())? };
+            let fold = if from_scratch {
+                None
+            } else {
+                load(entry.key())?
+            };
             entry.insert(fold.unwrap_or_default())
         }
     })
 }
 
 impl WorkSet {
-    fn merge(&mut self, conn: &Connection, fact: &Fact, v: Version, delivery_id: i64) -> Result<()> {
+    fn merge(
+        &mut self,
+        conn: &Connection,
+        fact: &Fact,
+        v: Version,
+        delivery_id: i64,
+    ) -> Result<()> {
         let keys = Keys::of(fact)?;
         let scratch = self.only.is_some();
         let only = self.only.as_ref();
         if only.is_none_or(|t| t.webinars.contains(&keys.webinar)) {
-            fold_for(&mut self.webinars, keys.webinar, scratch, |k| WebinarFold::load(conn, k))?
-                .merge(fact, v, delivery_id);
+            fold_for(&mut self.webinars, keys.webinar, scratch, |k| {
+                WebinarFold::load(conn, k)
+            })?
+            .merge(fact, v, delivery_id);
         }
-        if let Some(key) = keys.session.filter(|k| only.is_none_or(|t| t.sessions.contains(k))) {
-            fold_for(&mut self.sessions, key, scratch, |k| SessionFold::load(conn, k))?
-                .merge(fact, v, delivery_id);
+        if let Some(key) = keys
+            .session
+            .filter(|k| only.is_none_or(|t| t.sessions.contains(k)))
+        {
+            fold_for(&mut self.sessions, key, scratch, |k| {
+                SessionFold::load(conn, k)
+            })?
+            .merge(fact, v, delivery_id);
         }
         if let (Some(key), Some(person)) = (keys.person, fact.person()) {
             if only.is_none_or(|t| t.people.contains(&key)) {
-                fold_for(&mut self.people, key, scratch, |k| PersonFold::load(conn, k))?
-                    .merge(fact, person, v, delivery_id);
+                fold_for(&mut self.people, key, scratch, |k| {
+                    PersonFold::load(conn, k)
+                })?
+                .merge(fact, person, v, delivery_id);
             }
         }
-        if let Some(key) = keys.registration.filter(|k| only.is_none_or(|t| t.registrations.contains(k))) {
-            fold_for(&mut self.registrations, key, scratch, |k| RegistrationFold::load(conn, k))?
-                .merge(fact, v, delivery_id);
+        if let Some(key) = keys
+            .registration
+            .filter(|k| only.is_none_or(|t| t.registrations.contains(k)))
+        {
+            fold_for(&mut self.registrations, key, scratch, |k| {
+                RegistrationFold::load(conn, k)
+            })?
+            .merge(fact, v, delivery_id);
         }
-        if let Some(key) = keys.attendance.filter(|k| only.is_none_or(|t| t.attendance.contains(k))) {
-            fold_for(&mut self.attendance, key, scratch, |k| AttendanceFold::load(conn, k))?
-                .merge(fact, v, delivery_id);
+        if let Some(key) = keys
+            .attendance
+            .filter(|k| only.is_none_or(|t| t.attendance.contains(k)))
+        {
+            fold_for(&mut self.attendance, key, scratch, |k| {
+                AttendanceFold::load(conn, k)
+            })?
+            .merge(fact, v, delivery_id);
         }
         Ok(())
     }
@@ -282,7 +334,10 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
         facts.extend(facts_where(conn, "person_uid = ?1", uid)?);
     }
     let mut seen = HashSet::new();
-    let mut work = WorkSet { only: Some(touched), ..WorkSet::default() };
+    let mut work = WorkSet {
+        only: Some(touched),
+        ..WorkSet::default()
+    };
     for (delivery_id, version, fact) in &facts {
         if seen.insert((*delivery_id, *version)) {
             work.merge(conn, fact, *version, *delivery_id)?;
@@ -293,24 +348,46 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
 }
 
 fn delete_unmentioned(conn: &Connection, work: &WorkSet) -> Result<()> {
-    let Some(touched) = &work.only else { return Ok(()) };
-    for uid in touched.webinars.iter().filter(|k| !work.webinars.contains_key(*k)) {
+    let Some(touched) = &work.only else {
+        return Ok(());
+    };
+    for uid in touched
+        .webinars
+        .iter()
+        .filter(|k| !work.webinars.contains_key(*k))
+    {
         conn.execute("DELETE FROM webinars WHERE uid = ?1", [uid])?;
     }
-    for uid in touched.sessions.iter().filter(|k| !work.sessions.contains_key(*k)) {
+    for uid in touched
+        .sessions
+        .iter()
+        .filter(|k| !work.sessions.contains_key(*k))
+    {
         conn.execute("DELETE FROM sessions WHERE uid = ?1", [uid])?;
     }
-    for uid in touched.people.iter().filter(|k| !work.people.contains_key(*k)) {
+    for uid in touched
+        .people
+        .iter()
+        .filter(|k| !work.people.contains_key(*k))
+    {
         conn.execute("DELETE FROM people WHERE uid = ?1", [uid])?;
     }
     let by_key = "WHERE webinar_uid = ?1 AND session_uid = ?2 AND person_uid = ?3";
-    for key in touched.registrations.iter().filter(|k| !work.registrations.contains_key(*k)) {
+    for key in touched
+        .registrations
+        .iter()
+        .filter(|k| !work.registrations.contains_key(*k))
+    {
         conn.execute(
             &format!("DELETE FROM registrations {by_key}"),
             params![key.webinar_uid, key.session_uid, key.person_uid],
         )?;
     }
-    for key in touched.attendance.iter().filter(|k| !work.attendance.contains_key(*k)) {
+    for key in touched
+        .attendance
+        .iter()
+        .filter(|k| !work.attendance.contains_key(*k))
+    {
         conn.execute(
             &format!("DELETE FROM attendance {by_key}"),
             params![key.webinar_uid, key.session_uid, key.person_uid],

@@ -1,0 +1,210 @@
+//! The command line, run as a user would: sources, import, deliveries, reindex, and clear
+//! errors for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rollcall(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("ROLLCALL_PUBLIC_URL")
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn fails(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "should have failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn token_in(text: &str, platform: &str) -> String {
+    let marker = format!("/hooks/{platform}/");
+    let rest = text.split(&marker).nth(1).expect("a hook URL");
+    rest.split(['/', '\n', ' ']).next().unwrap().to_owned()
+}
+
+#[test]
+fn sources_are_added_listed_rotated_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = ok(&rollcall(
+        dir.path(),
+        &[
+            "sources",
+            "add",
+            "tagmango",
+            "Mango Academy",
+            "--time-zone",
+            "Asia/Kolkata",
+            "--public-url",
+            "https://hooks.example.org",
+        ],
+    ));
+    let token = token_in(&added, "tagmango");
+    assert!(token.len() >= 32, "a token of at least 192 bits: {token}");
+    for trigger in [
+        "webinar.created.single",
+        "webinar.created.recurring",
+        "webinar.completed.all",
+    ] {
+        assert!(
+            added.contains(&format!(
+                "https://hooks.example.org/hooks/tagmango/{token}/{trigger}"
+            )),
+            "{added}"
+        );
+    }
+    assert!(added.contains("Asia/Kolkata"));
+
+    let listed = ok(&rollcall(dir.path(), &["sources", "list"]));
+    assert!(
+        listed.contains("Mango Academy") && listed.contains(&token),
+        "{listed}"
+    );
+
+    let rotated = ok(&rollcall(
+        dir.path(),
+        &["sources", "rotate", "Mango Academy"],
+    ));
+    let new_token = token_in(&rotated, "tagmango");
+    assert_ne!(new_token, token);
+    assert!(!ok(&rollcall(dir.path(), &["sources", "list"])).contains(&token));
+
+    let goto = ok(&rollcall(
+        dir.path(),
+        &[
+            "sources",
+            "add",
+            "gotowebinar",
+            "GoTo",
+            "--secret-key",
+            "s3cret",
+        ],
+    ));
+    assert!(goto.contains("signatures required"), "{goto}");
+    ok(&rollcall(
+        dir.path(),
+        &["sources", "remove", "Mango Academy"],
+    ));
+    let listed = ok(&rollcall(dir.path(), &["sources", "list"]));
+    assert!(
+        !listed.contains("Mango Academy") && listed.contains("GoTo"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let zoom = fails(&rollcall(dir.path(), &["sources", "add", "zoom", "x"]));
+    assert!(zoom.contains("unknown platform \"zoom\""), "{zoom}");
+    let zone = fails(&rollcall(
+        dir.path(),
+        &[
+            "sources",
+            "add",
+            "bigmarker",
+            "x",
+            "--time-zone",
+            "Mars/Olympus",
+        ],
+    ));
+    assert!(
+        zone.contains("unknown time zone \"Mars/Olympus\""),
+        "{zone}"
+    );
+    let key = fails(&rollcall(
+        dir.path(),
+        &["sources", "add", "bigmarker", "x", "--secret-key", "k"],
+    ));
+    assert!(key.contains("only GoTo Webinar"), "{key}");
+    ok(&rollcall(dir.path(), &["sources", "add", "bigmarker", "x"]));
+    let twice = fails(&rollcall(dir.path(), &["sources", "add", "livestorm", "x"]));
+    assert!(twice.contains("already exists"), "{twice}");
+    let missing = fails(&rollcall(dir.path(), &["sources", "rotate", "nope"]));
+    assert!(missing.contains("no source \"nope\""), "{missing}");
+    let file = fails(&rollcall(
+        dir.path(),
+        &["import", "gotowebinar", "/nonexistent.json"],
+    ));
+    assert!(file.contains("could not read /nonexistent.json"), "{file}");
+    let status = fails(&rollcall(dir.path(), &["deliveries", "--status", "lost"]));
+    assert!(status.contains("unknown status \"lost\""), "{status}");
+}
+
+#[test]
+fn import_lists_and_reindexes_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tagmango");
+    let mut files: Vec<String> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    files.sort();
+    let mut args = vec!["import", "tagmango"];
+    args.extend(files.iter().map(String::as_str));
+    let imported = ok(&rollcall(dir.path(), &args));
+    assert_eq!(imported.lines().count(), files.len());
+    assert!(
+        imported.contains("projected") && imported.contains("ignored"),
+        "{imported}"
+    );
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"name\": ").unwrap();
+    let quarantined = ok(&rollcall(
+        dir.path(),
+        &[
+            "import",
+            "tagmango",
+            "--trigger",
+            "webinar.completed.all",
+            bad.to_str().unwrap(),
+        ],
+    ));
+    assert!(quarantined.contains("quarantined"), "{quarantined}");
+
+    let listed = ok(&rollcall(
+        dir.path(),
+        &["deliveries", "--status", "quarantined"],
+    ));
+    assert!(listed.contains("not valid JSON"), "{listed}");
+    let all = ok(&rollcall(dir.path(), &["deliveries", "--limit", "1000"]));
+    assert!(all.lines().filter(|l| l.contains("tagmango")).count() > files.len());
+
+    let reindexed = ok(&rollcall(dir.path(), &["reindex"]));
+    assert!(
+        reindexed.starts_with("Reindexed:") && reindexed.contains("1 quarantined"),
+        "{reindexed}"
+    );
+}
+
+#[test]
+fn the_default_data_directory_is_the_platform_app_data_dir() {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["sources", "add", "livestorm", "Default dir"])
+        .env("XDG_DATA_HOME", home.path())
+        .env("HOME", home.path())
+        .env_remove("ROLLCALL_DATA_DIR")
+        .output()
+        .unwrap();
+    ok(&output);
+    assert!(home.path().join("rollcall/rollcall.sqlite3").exists());
+}

@@ -1,0 +1,467 @@
+//! Black-box tests of the ingest listener: a real server on port 0 with a fresh data directory,
+//! real HTTP. Every answer code, duplicates, quarantine, GoTo signatures, big and form bodies.
+
+mod support;
+
+use rollcall::signature;
+use serde_json::json;
+use support::{answer, spawn_app, spawn_app_with, AppOptions, GOTO_KEYS, SIGNED_GOTO};
+
+const COMPLETED: &str = "webinar.completed.all";
+
+fn tagmango_completed(email: &str) -> String {
+    json!({
+        "name": "Zoë Ångström", "email": email, "phone": 1234567890,
+        "webinar": "Introduction to Digital Marketing", "webinarId": "6149b1e5612c4e5fd96041d3",
+        "webinarLink": "https://example.com/webinar/recording/123"
+    })
+    .to_string()
+}
+
+fn goto_registrant(event_key: &str) -> String {
+    json!({
+        "eventName": "registrant.added", "eventVersion": "1.0.0", "product": "g2w",
+        "eventKey": event_key, "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+        "webinarKey": 8281234567890123456u64, "registrantKey": 9281234567890123456u64,
+        "webinarTitle": "Signed", "registrationDate": "2024-01-02T03:04:05Z", "status": "APPROVED",
+        "timestamp": "2024-01-02T03:04:06Z"
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn health_and_unknown_paths() {
+    let app = spawn_app().await;
+    let base = format!("http://{}", app.addr);
+    let health = app
+        .client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    for path in [
+        "/",
+        "/dashboard",
+        "/api/webinars",
+        "/hooks",
+        "/hooks/tagmango",
+        "/healthz/x",
+    ] {
+        let response = app
+            .client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let put = app
+        .client
+        .put(app.hook_url("tagmango", None))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        404,
+        "only POST, GET and HEAD are served on hooks"
+    );
+}
+
+#[tokio::test]
+async fn url_validation_get_and_head_answer_200_without_data() {
+    let app = spawn_app().await;
+    for url in [
+        app.hook_url("gotowebinar", None),
+        app.hook_url("tagmango", Some(COMPLETED)),
+    ] {
+        let get = app.client.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), 200);
+        assert!(get.text().await.unwrap().is_empty());
+        assert_eq!(app.client.head(&url).send().await.unwrap().status(), 200);
+    }
+    let wrong = format!("http://{}/hooks/gotowebinar/not-a-token", app.addr);
+    assert_eq!(app.client.get(wrong).send().await.unwrap().status(), 404);
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 0);
+}
+
+#[tokio::test]
+async fn a_delivery_is_acknowledged_after_it_is_stored_raw() {
+    let app = spawn_app().await;
+    let body = tagmango_completed(" Zoe@Example.COM ");
+    let (status, receipt) = answer(app.post("tagmango", Some(COMPLETED), body.clone()).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(receipt, json!({"delivery": 1, "status": "projected"}));
+    let (stored, trigger, source): (Vec<u8>, String, i64) = app
+        .db()
+        .query_row(
+            "SELECT body, trigger, source_id FROM deliveries WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(stored, body.as_bytes());
+    assert_eq!(trigger, COMPLETED);
+    assert_eq!(source, app.source("tagmango").id);
+    assert_eq!(
+        app.count("SELECT count(*) FROM attendance WHERE person_uid = 'zoe@example.com'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_retry_is_recorded_as_a_duplicate_and_counted_once() {
+    let app = spawn_app().await;
+    let body = tagmango_completed("retry@example.com");
+    let (_, first) = answer(app.post("tagmango", Some(COMPLETED), body.clone()).await).await;
+    let (status, second) = answer(app.post("tagmango", Some(COMPLETED), body).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["status"], "duplicate");
+    let duplicate_of: i64 = app
+        .db()
+        .query_row(
+            "SELECT duplicate_of FROM deliveries WHERE id = ?1",
+            [&second["delivery"].as_i64().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(Some(duplicate_of), first["delivery"].as_i64());
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 2);
+    assert_eq!(app.count("SELECT count(*) FROM attendance"), 1);
+
+    // GoTo retries carry the same eventKey even if the body differs in whitespace.
+    let goto = goto_registrant("evt-1");
+    answer(app.post("gotowebinar", None, goto.clone()).await).await;
+    let reformatted =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&goto).unwrap())
+            .unwrap();
+    let (_, again) = answer(app.post("gotowebinar", None, reformatted).await).await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(app.count("SELECT count(*) FROM registrations"), 1);
+}
+
+#[tokio::test]
+async fn unknown_tokens_and_platforms_are_refused_stored_nowhere_and_counted() {
+    let app = spawn_app().await;
+    let url = |platform: &str, token: &str| format!("http://{}/hooks/{platform}/{token}", app.addr);
+    let tagmango_token = app.source("tagmango").token.clone();
+    for target in [
+        url("tagmango", "wrong-token"),
+        url("zoom", &tagmango_token),
+        // A real token of another platform.
+        url("livestorm", &tagmango_token),
+    ] {
+        let (status, body) =
+            answer(app.client.post(&target).body("{}").send().await.unwrap()).await;
+        assert_eq!(status, 404, "{target}");
+        assert_eq!(body["error"], "not_found");
+    }
+    // The writer counts refusals with its next batch.
+    let (status, _) = answer(
+        app.post("tagmango", Some(COMPLETED), tagmango_completed("a@b.co"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 1);
+    assert_eq!(
+        app.count("SELECT coalesce(sum(count), 0) FROM rejections"),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let app = spawn_app_with(AppOptions {
+        body_limit: 1024,
+        ..AppOptions::default()
+    })
+    .await;
+    let big = format!(r#"{{"pad": "{}"}}"#, "x".repeat(2048));
+    let (status, body) = answer(app.post("gotowebinar", None, big.clone()).await).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"], "too_large");
+    // Without a Content-Length (chunked), the limit holds while reading.
+    let chunks = futures_stream(big);
+    let response = app
+        .client
+        .post(app.hook_url("gotowebinar", None))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 0);
+}
+
+fn futures_stream(
+    body: String,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+        .into_bytes()
+        .chunks(256)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    tokio_stream::iter(chunks)
+}
+
+async fn post_signed(
+    app: &support::TestApp,
+    body: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = app
+        .client
+        .post(app.hook_url(SIGNED_GOTO, None))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(timestamp) = timestamp {
+        request = request.header("X-Webhook-Signature-Timestamp", timestamp);
+    }
+    if let Some(signature) = signature {
+        request = request.header("X-Webhook-Signature", signature);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn goto_signatures_are_verified_against_every_active_key() {
+    let app = spawn_app().await;
+    let ts = "2024-01-02T03:04:06.000Z";
+    let body = goto_registrant("evt-signed");
+    for key in GOTO_KEYS {
+        let good = signature::sign(key, ts, body.as_bytes());
+        let (status, receipt) = post_signed(&app, &body, Some(ts), Some(&good)).await;
+        assert_eq!(status, 200, "signed with {key}");
+        assert!(receipt["delivery"].is_i64());
+    }
+    let good = signature::sign(GOTO_KEYS[0], ts, body.as_bytes());
+    let wrong_key = signature::sign("not-a-key-of-this-source", ts, body.as_bytes());
+    let reserialized =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap())
+            .unwrap();
+    let refusals = [
+        (
+            body.as_str(),
+            Some(ts),
+            Some(wrong_key.as_str()),
+            "wrong key",
+        ),
+        (
+            body.as_str(),
+            Some("2024-01-02T03:04:07.000Z"),
+            Some(good.as_str()),
+            "altered timestamp",
+        ),
+        (
+            reserialized.as_str(),
+            Some(ts),
+            Some(good.as_str()),
+            "re-serialized body",
+        ),
+        (
+            body.as_str(),
+            None,
+            Some(good.as_str()),
+            "missing timestamp",
+        ),
+        (body.as_str(), Some(ts), None, "missing signature"),
+        (
+            body.as_str(),
+            Some(ts),
+            Some("not base64!"),
+            "malformed signature",
+        ),
+    ];
+    for (body, ts, sig, case) in refusals {
+        let (status, answer) = post_signed(&app, body, ts, sig).await;
+        assert_eq!(status, 401, "{case}");
+        assert_eq!(answer["error"], "bad_signature", "{case}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries"),
+        2,
+        "refused deliveries are not stored"
+    );
+    // A source without keys takes unsigned deliveries.
+    let (status, _) = answer(
+        app.post("gotowebinar", None, goto_registrant("evt-unsigned"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn form_encoded_bodies_are_kept_raw_and_read_as_fields() {
+    let app = spawn_app().await;
+    let form = "conference_id=26ec9ca26c6f&first_name=John&last_name=Doe&email=John.Doe%40Domain.com&custom_field_State=Ohio";
+    let response = app
+        .client
+        .post(app.hook_url("bigmarker", Some("registration")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, receipt) = answer(response).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("projected"))
+    );
+    let (stored, content_type): (Vec<u8>, String) = app
+        .db()
+        .query_row("SELECT body, content_type FROM deliveries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(stored, form.as_bytes());
+    assert_eq!(content_type, "application/x-www-form-urlencoded");
+    let custom: String = app
+        .db()
+        .query_row(
+            "SELECT custom_fields FROM registrations WHERE person_uid = 'john.doe@domain.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(custom.contains("Ohio"), "{custom}");
+}
+
+#[tokio::test]
+async fn a_50000_attendee_bigmarker_list_is_accepted_and_projected() {
+    let app = spawn_app().await;
+    let attendees: Vec<_> = (0..50_000)
+        .map(|i| {
+            json!({
+                "bmid": format!("bm{i}"), "first_name": "Attendee", "last_name": format!("Nº{i}"),
+                "email": format!("attendee{i}@example.com"), "conference_id": "big-conference",
+                "webinar_title": "All hands", "enter_time": "2024-05-01T14:00:00Z",
+                "last_leave_time": "2024-05-01T15:00:00Z", "total_duration": "3600",
+                "engaged duration": "1800"
+            })
+        })
+        .collect();
+    let body = json!({ "attendees": attendees }).to_string();
+    assert!(body.len() > 10 << 20, "the body is {} bytes", body.len());
+    let (status, receipt) = answer(app.post("bigmarker", Some("attendee-data"), body).await).await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("projected"))
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM attendance WHERE webinar_uid = 'bigmarker:big-conference'"),
+        50_000
+    );
+    assert_eq!(
+        app.count("SELECT sum(engaged_secs) FROM attendance"),
+        50_000 * 1800
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_commit_answers_503_and_loses_nothing() {
+    let options = rollcall::store::StoreOptions {
+        busy_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let app = spawn_app_with(AppOptions {
+        store: options,
+        ..AppOptions::default()
+    })
+    .await;
+    // Another process holds the write lock.
+    let locker =
+        rusqlite::Connection::open(rollcall::store::database_path(app.dir.path())).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let response = app
+        .post(
+            "tagmango",
+            Some(COMPLETED),
+            tagmango_completed("locked@example.com"),
+        )
+        .await;
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (status, body) = answer(response).await;
+    assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
+    locker.execute_batch("ROLLBACK").unwrap();
+    drop(locker);
+    // The sender retries, and the delivery is stored once.
+    let (status, receipt) = answer(
+        app.post(
+            "tagmango",
+            Some(COMPLETED),
+            tagmango_completed("locked@example.com"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (200, Some("projected"))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 1);
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_and_nothing_is_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rollcall::store::database_path(dir.path());
+    support::add_sources(&db);
+    let pages: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let store = rollcall::store::StoreOptions {
+        max_page_count: Some(pages as u64 + 40),
+        ..Default::default()
+    };
+    let serve = rollcall::server::ServeOptions {
+        data_dir: dir.path().to_owned(),
+        ingest_bind: "127.0.0.1:0".parse().unwrap(),
+        body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
+        store,
+    };
+    let server = rollcall::server::Server::start(&serve).await.unwrap();
+    let token = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT token FROM sources WHERE label = 'gotowebinar'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap();
+    let url = format!("http://{}/hooks/gotowebinar/{token}", server.ingest_addr());
+    let client = reqwest::Client::new();
+    let huge = format!(
+        r#"{{"eventName":"registrant.added","pad":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let response = client.post(&url).body(huge).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let small = client
+        .post(&url)
+        .body(goto_registrant("evt-small"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200, "a delivery that fits is still taken");
+    server.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    let facts_without_delivery: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM facts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(facts_without_delivery, 0);
+}

@@ -1,0 +1,99 @@
+//! Deliveries acknowledged before the process is killed with SIGKILL are all in the journal,
+//! byte for byte, after a restart: a 200 means committed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rollcall::store::{database_path, open_read_only, StoreOptions};
+
+/// Starts `rollcall serve` on a free port; returns the child and the address it printed.
+fn start(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--ingest-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .find_map(|line| {
+            let line = line.ok()?;
+            let rest = line.split("receiving webhooks on http://").nth(1)?;
+            Some(rest.split('/').next()?.to_owned())
+        })
+        .expect("serve prints its address");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_deliveries_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = support::add_sources(&database_path(dir.path()));
+    let token = sources["tagmango"].token.clone();
+    let mut acknowledged: HashMap<i64, String> = HashMap::new();
+    for round in 0..3 {
+        let (mut child, addr) = start(dir.path());
+        let url = format!("http://{addr}/hooks/tagmango/{token}/webinar.completed.all");
+        let running = Arc::new(AtomicBool::new(true));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let mut senders = Vec::new();
+        for sender in 0..16 {
+            let (url, running, acked) = (url.clone(), running.clone(), acked.clone());
+            senders.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut n = 0;
+                while running.load(Ordering::Relaxed) {
+                    n += 1;
+                    let body = format!(
+                        r#"{{"name":"P {round}-{sender}-{n}","email":"p{round}.{sender}.{n}@example.com","webinar":"Kill test","webinarId":"kill","webinarLink":"https://x"}}"#
+                    );
+                    let Ok(response) = client.post(&url).body(body.clone()).send().await else { continue };
+                    if response.status() == 200 {
+                        if let Ok(receipt) = response.json::<serde_json::Value>().await {
+                            acked.lock().unwrap().push((receipt["delivery"].as_i64().unwrap(), body));
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+        child.kill().unwrap(); // SIGKILL: no shutdown code runs.
+        child.wait().unwrap();
+        running.store(false, Ordering::Relaxed);
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let round_acked = std::mem::take(&mut *acked.lock().unwrap());
+        assert!(
+            !round_acked.is_empty(),
+            "round {round}: some deliveries were acknowledged"
+        );
+        acknowledged.extend(round_acked);
+    }
+    let conn = open_read_only(&database_path(dir.path()), &StoreOptions::default()).unwrap();
+    for (id, body) in &acknowledged {
+        let stored: Vec<u8> = conn
+            .query_row("SELECT body FROM deliveries WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .unwrap_or_else(|e| panic!("acknowledged delivery {id} is missing: {e}"));
+        assert_eq!(&stored, body.as_bytes(), "delivery {id}");
+    }
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert!(stored as usize >= acknowledged.len());
+    // The store opens cleanly after the kills.
+    let (mut child, _) = start(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
