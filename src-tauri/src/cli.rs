@@ -31,6 +31,9 @@ pub struct Cli {
     /// Where Rollcall keeps its database [default: the platform's app-data directory]
     #[arg(long, global = true, env = "ROLLCALL_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Receiver settings for the default command (desktop, or headless without a display)
+    #[command(flatten)]
+    receiver: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -168,7 +171,7 @@ fn init_tracing() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = data_dir(cli.data_dir)?;
     match cli.command {
-        None => default_command(&data_dir),
+        None => default_command(&data_dir, &cli.receiver),
         Some(Command::Serve(args)) => serve(&data_dir, &args),
         Some(Command::Sources(command)) => sources_command(&data_dir, command),
         Some(Command::Import(args)) => import(&data_dir, &args),
@@ -186,24 +189,14 @@ fn data_dir(chosen: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The serve settings the default command uses: flag defaults, overridden by the environment.
-fn default_serve_args() -> ServeArgs {
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-    Defaults::parse_from(["rollcall"]).serve
-}
-
 /// The desktop window when built with it and a display exists; otherwise the headless server.
-fn default_command(data_dir: &Path) -> anyhow::Result<()> {
+fn default_command(data_dir: &Path, receiver: &ServeArgs) -> anyhow::Result<()> {
     #[cfg(feature = "desktop")]
     if has_display() {
-        return crate::desktop::run(data_dir, &default_serve_args());
+        return crate::desktop::run(data_dir, receiver);
     }
     eprintln!("No display found: running headless (`rollcall serve`).");
-    serve(data_dir, &default_serve_args())
+    serve(data_dir, receiver)
 }
 
 #[cfg(feature = "desktop")]
