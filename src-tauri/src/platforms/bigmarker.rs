@@ -226,20 +226,7 @@ fn attendee_hook(trigger: Option<&str>) -> Result<Option<AttendeeHook>, ParseErr
 }
 
 fn unknown_shape(top: &Map<String, Value>) -> ParseError {
-    const SHOWN: usize = 20;
-    let found = if top.is_empty() {
-        "an empty object".to_owned()
-    } else {
-        let mut keys: Vec<String> = top
-            .keys()
-            .take(SHOWN)
-            .map(|k| format!("{:?}", k.chars().take(64).collect::<String>()))
-            .collect();
-        if top.len() > SHOWN {
-            keys.push(format!("and {} more", top.len() - SHOWN));
-        }
-        format!("keys {}", keys.join(", "))
-    };
+    let found = body::describe_keys(top.keys());
     ParseError::UnknownShape {
         platform: PLATFORM.display_name(),
         detail: format!(

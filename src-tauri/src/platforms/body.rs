@@ -29,6 +29,32 @@ fn json_error(error: &serde_json::Error) -> ParseError {
     }
 }
 
+/// The body's top-level keys, for an error message: "keys \"a\", \"b\"", at most twenty, each
+/// cut to 64 characters (a hostile body cannot make the message huge).
+pub(crate) fn top_level_keys(delivery: &Delivery<'_>) -> String {
+    match decode::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(delivery) {
+        Ok(map) => describe_keys(map.keys()),
+        Err(_) => "a body whose keys cannot be read".to_owned(),
+    }
+}
+
+/// Describes a set of keys as `top_level_keys` does.
+pub(crate) fn describe_keys<'k>(keys: impl ExactSizeIterator<Item = &'k String>) -> String {
+    const SHOWN: usize = 20;
+    let total = keys.len();
+    if total == 0 {
+        return "an empty object".to_owned();
+    }
+    let mut shown: Vec<String> = keys
+        .take(SHOWN)
+        .map(|k| format!("{:?}", k.chars().take(64).collect::<String>()))
+        .collect();
+    if total > SHOWN {
+        shown.push(format!("and {} more", total - SHOWN));
+    }
+    format!("keys {}", shown.join(", "))
+}
+
 fn is_form(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
         ct.split(';')

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::body::decode;
+use super::body::{self, decode};
 use super::lenient::{List, Text};
 use super::time;
 use super::{Delivery, ParseError, Understanding};
@@ -23,7 +23,8 @@ use crate::facts::{
     WebinarDetails, WebinarRef,
 };
 
-const PLATFORM: &str = "gotowebinar";
+/// How error messages name the platform.
+const PLATFORM: &str = "GoTo Webinar";
 
 /// Every GoTo body names its own event, so the URL carries no trigger.
 pub const TRIGGERS: &[&str] = &[];
@@ -146,7 +147,10 @@ pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
             webinar_changed(&decode(delivery)?, &envelope, delivery, &mut warnings)?
         }
         _ => {
-            let detail = format!("unknown eventName {name:?}; {}", top_level_keys(delivery));
+            let detail = format!(
+                "unknown eventName {name:?}; {}",
+                format!("top-level {}", body::top_level_keys(delivery))
+            );
             return Err(ParseError::UnknownShape {
                 platform: PLATFORM,
                 detail,
@@ -554,18 +558,6 @@ fn observed_at(timestamp: &Text, warnings: &mut Vec<String>) -> Option<DateTime<
     at
 }
 
-fn top_level_keys(delivery: &Delivery<'_>) -> String {
-    match decode::<BTreeMap<String, serde::de::IgnoredAny>>(delivery) {
-        Ok(map) => {
-            format!(
-                "top-level keys: {}",
-                map.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        }
-        Err(_) => "top-level keys unreadable".into(),
-    }
-}
-
 fn text(value: &Text) -> Option<String> {
     value.0.clone()
 }
@@ -794,9 +786,9 @@ mod tests {
         assert_eq!(
             parse_str(r#"{"eventName":"registrant.left","webinarKey":1}"#).unwrap_err(),
             ParseError::UnknownShape {
-                platform: "gotowebinar",
+                platform: "GoTo Webinar",
                 detail:
-                    "unknown eventName \"registrant.left\"; top-level keys: eventName, webinarKey"
+                    "unknown eventName \"registrant.left\"; top-level keys \"eventName\", \"webinarKey\""
                         .into(),
             }
         );

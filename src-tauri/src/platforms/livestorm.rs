@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::body::decode;
+use super::body::{self, decode};
 use super::lenient::{Count, Decimal, Flag, List, Loose, Text};
 use super::time;
 use super::{Delivery, ParseError, Understanding};
@@ -27,7 +27,8 @@ use crate::facts::{
     WebinarDetails, WebinarRef,
 };
 
-const PLATFORM: &str = "livestorm";
+/// How error messages name the platform.
+const PLATFORM: &str = "Livestorm";
 
 /// The native integration's triggers, as the URL names them.
 pub const TRIGGERS: &[&str] = &[
@@ -924,13 +925,10 @@ fn full_name(first: &Text, last: &Text) -> Option<String> {
 }
 
 fn unknown_shape(delivery: &Delivery<'_>, what: &str) -> ParseError {
-    let keys = match decode::<BTreeMap<String, serde::de::IgnoredAny>>(delivery) {
-        Ok(map) => map.keys().cloned().collect::<Vec<_>>().join(", "),
-        Err(_) => "unreadable".into(),
-    };
+    let keys = body::top_level_keys(delivery);
     ParseError::UnknownShape {
         platform: PLATFORM,
-        detail: format!("{what}; top-level keys: {keys}"),
+        detail: format!("{what}; top-level {keys}"),
     }
 }
 
@@ -995,22 +993,24 @@ mod tests {
         assert_eq!(
             missing,
             ParseError::UnknownShape {
-                platform: "livestorm",
-                detail: "JSON:API body without meta.webhook.event; top-level keys: data, links"
-                    .into(),
+                platform: "Livestorm",
+                detail:
+                    "JSON:API body without meta.webhook.event; top-level keys \"data\", \"links\""
+                        .into(),
             }
         );
         let unknown = r#"{"data":{"id":"e1"},"meta":{"webhook":{"event":"people.deleted"}}}"#;
         assert_eq!(
             parse_with(None, unknown).unwrap_err(),
             ParseError::UnknownShape {
-                platform: "livestorm",
-                detail: "unknown event \"people.deleted\"; top-level keys: data, meta".into(),
+                platform: "Livestorm",
+                detail: "unknown event \"people.deleted\"; top-level keys \"data\", \"meta\""
+                    .into(),
             }
         );
         let neither = parse_with(None, r#"{"hello":1}"#).unwrap_err();
         assert!(
-            matches!(neither, ParseError::UnknownShape { detail, .. } if detail.ends_with("keys: hello"))
+            matches!(neither, ParseError::UnknownShape { detail, .. } if detail.ends_with("keys \"hello\""))
         );
     }
 
@@ -1272,7 +1272,7 @@ mod tests {
         assert_eq!(
             parse_with(Some("event-deleted"), body).unwrap_err(),
             ParseError::UnknownTrigger {
-                platform: "livestorm",
+                platform: "Livestorm",
                 trigger: "event-deleted".into(),
                 expected: EXPECTED_TRIGGERS,
             }

@@ -142,30 +142,10 @@ fn unnamed_event(participant: &Participant, delivery: &Delivery<'_>) -> Result<E
                 "found {} but no callList: such a body is either webinar.completed.all or a \
                  webinar.reminder.*, which share one shape, so the URL must name the trigger \
                  (e.g. /hooks/tagmango/{{token}}/webinar.completed.all)",
-                top_level_keys(delivery)
+                body::top_level_keys(delivery)
             ),
         }),
     }
-}
-
-/// The body's top-level keys, for an error message (read again: this is the rare path).
-fn top_level_keys(delivery: &Delivery<'_>) -> String {
-    const SHOWN: usize = 20;
-    let Ok(top) = body::decode::<serde_json::Map<String, Value>>(delivery) else {
-        return "a body".to_owned();
-    };
-    if top.is_empty() {
-        return "an empty object".to_owned();
-    }
-    let mut keys: Vec<String> = top
-        .keys()
-        .take(SHOWN)
-        .map(|k| format!("{:?}", k.chars().take(64).collect::<String>()))
-        .collect();
-    if top.len() > SHOWN {
-        keys.push(format!("and {} more", top.len() - SHOWN));
-    }
-    format!("keys {}", keys.join(", "))
 }
 
 // ---- Stage 2: facts --------------------------------------------------------------------
