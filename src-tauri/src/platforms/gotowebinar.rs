@@ -147,10 +147,8 @@ pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
             webinar_changed(&decode(delivery)?, &envelope, delivery, &mut warnings)?
         }
         _ => {
-            let detail = format!(
-                "unknown eventName {name:?}; {}",
-                format!("top-level {}", body::top_level_keys(delivery))
-            );
+            let keys = body::top_level_keys(delivery);
+            let detail = format!("unknown eventName {name:?}; top-level {keys}");
             return Err(ParseError::UnknownShape {
                 platform: PLATFORM,
                 detail,
