@@ -422,6 +422,8 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
     let serve = rollcall::server::ServeOptions {
         data_dir: dir.path().to_owned(),
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
+        dashboard_bind: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
         store,
     };

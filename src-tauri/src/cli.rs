@@ -51,6 +51,8 @@ enum Command {
     Reindex,
     /// List recent deliveries with their status
     Deliveries(DeliveriesArgs),
+    /// Write a CSV export (attendees, registrants, no-shows, replay-viewers, timeline, webinars)
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,6 +60,13 @@ pub struct ServeArgs {
     /// Address the webhook listener binds to (point the tunnel here)
     #[arg(long, env = "ROLLCALL_INGEST_BIND", default_value = "127.0.0.1:8787")]
     pub ingest_bind: SocketAddr,
+    /// Address of the dashboard (loopback only; never point a tunnel here)
+    #[arg(
+        long,
+        env = "ROLLCALL_DASHBOARD_BIND",
+        default_value = "127.0.0.1:8788"
+    )]
+    pub dashboard_bind: SocketAddr,
     /// Largest webhook body accepted, in bytes
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
@@ -136,6 +145,27 @@ struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+struct ExportArgs {
+    /// attendees, registrants, no-shows, replay-viewers, staff, timeline or webinars
+    kind: String,
+    /// The webinar (as `platform:id`, e.g. gotowebinar:8281234567890123456)
+    #[arg(long)]
+    webinar: Option<String>,
+    /// One session of the webinar (the platform's session id)
+    #[arg(long)]
+    session: Option<String>,
+    /// IANA zone the times are written in [default: this machine's]
+    #[arg(long)]
+    time_zone: Option<String>,
+    /// Start the file with a UTF-8 byte order mark, for Excel
+    #[arg(long)]
+    excel: bool,
+    /// Write here instead of standard output
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct DeliveriesArgs {
     /// projected, duplicate, quarantined or ignored
     #[arg(long)]
@@ -177,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Import(args)) => import(&data_dir, &args),
         Some(Command::Reindex) => reindex(&data_dir),
         Some(Command::Deliveries(args)) => deliveries(&data_dir, &args),
+        Some(Command::Export(args)) => export(&data_dir, &args),
     }
 }
 
@@ -211,7 +242,9 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
     ServeOptions {
         data_dir: data_dir.to_owned(),
         ingest_bind: args.ingest_bind,
+        dashboard_bind: args.dashboard_bind,
         body_limit: args.body_limit,
+        public_url: args.public_url.clone(),
         store: StoreOptions::default(),
     }
 }
@@ -226,6 +259,9 @@ fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         println!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
+        if let Some(login) = server.dashboard_access().login_url() {
+            println!("Dashboard: {login}");
+        }
         println!("Data directory: {}", data_dir.display());
         let listed = server.reads().with(sources::list)?;
         print_sources(&public, &listed);
@@ -453,8 +489,8 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
     let filter = DeliveryFilter {
         status,
         platform: args.platform,
-        source_id: None,
         limit: args.limit,
+        ..DeliveryFilter::default()
     };
     let listed = journal::list(&conn, &filter)?;
     if listed.is_empty() {
@@ -479,6 +515,48 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
         if let Some(detail) = d.detail {
             println!("        {detail}");
         }
+    }
+    Ok(())
+}
+
+fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
+    use crate::report::export::{write_csv, CsvOptions, Export};
+    use crate::report::{attendance::Audience, webinars, Scope, Zone};
+    let zone = Zone::parse(args.time_zone.as_deref())?;
+    let export = match args.kind.as_str() {
+        "webinars" => Export::Webinars(webinars::Filter::default()),
+        kind => {
+            let webinar = args
+                .webinar
+                .clone()
+                .context("--webinar is required for this export")?;
+            let scope = Scope {
+                webinar,
+                session: args.session.clone(),
+            };
+            if kind == "timeline" {
+                Export::Timeline(scope)
+            } else {
+                let audience: Audience = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
+                    .map_err(|_| anyhow::anyhow!("unknown export {kind:?}: attendees, registrants, no-shows, replay-viewers, staff, timeline or webinars"))?;
+                Export::People(audience, scope)
+            }
+        }
+    };
+    let path = database_path(data_dir);
+    if !path.exists() {
+        bail!("no Rollcall database in {}", data_dir.display());
+    }
+    let conn = open_read_only(&path, &StoreOptions::default())?;
+    let options = CsvOptions { excel: args.excel };
+    match &args.output {
+        Some(file) => {
+            let out = std::fs::File::create(file)
+                .with_context(|| format!("could not create {}", file.display()))?;
+            write_csv(&conn, &export, zone, options, std::io::BufWriter::new(out))?;
+            eprintln!("Wrote {} (times in {}).", file.display(), zone.name());
+        }
+        None => write_csv(&conn, &export, zone, options, std::io::stdout().lock())?,
     }
     Ok(())
 }

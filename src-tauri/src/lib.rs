@@ -8,6 +8,7 @@ pub mod facts;
 pub mod hookup;
 pub mod http;
 pub mod platforms;
+pub mod report;
 pub mod server;
 pub mod signature;
 pub mod store;

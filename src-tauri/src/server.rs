@@ -2,6 +2,7 @@
 //! until told to stop, then stop in order (stop accepting, answer in-flight requests, commit
 //! the last batch). Headless `serve`, the desktop app and the tests all start it the same way.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
+use crate::http::dashboard::{self, Access, DashboardState};
 use crate::http::ingest::{self, IngestState};
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
@@ -21,7 +25,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub ingest_bind: SocketAddr,
+    /// Loopback only: the dashboard is never reachable from another machine.
+    pub dashboard_bind: SocketAddr,
     pub body_limit: usize,
+    /// The public URL platforms reach the ingest listener at (the tunnel's), for the URLs the
+    /// dashboard shows.
+    pub public_url: Option<String>,
     pub store: StoreOptions,
 }
 
@@ -34,11 +43,25 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("the dashboard only listens on a loopback address (127.0.0.1 or ::1), not {0}")]
+    DashboardNotLoopback(SocketAddr),
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 /// A running receiver.
 pub struct Server {
     ingest_addr: SocketAddr,
+    dashboard_addr: SocketAddr,
+    access: Arc<Access>,
     writer: Writer,
     reads: ReadPool,
     stop: oneshot::Sender<()>,
@@ -57,37 +80,40 @@ impl Server {
                 .await
                 .map_err(|e| StoreError::Unavailable(e.to_string()))??
         };
-        let listener = TcpListener::bind(options.ingest_bind)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: options.ingest_bind,
-                source,
-            })?;
-        let ingest_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: options.ingest_bind,
-            source,
-        })?;
+        if !options.dashboard_bind.ip().is_loopback() {
+            return Err(ServerError::DashboardNotLoopback(options.dashboard_bind));
+        }
+        let (ingest_listener, ingest_addr) = bind(options.ingest_bind).await?;
+        let (dashboard_listener, dashboard_addr) = bind(options.dashboard_bind).await?;
         let reads = ReadPool::new(&path, options.store.clone());
-        let state = IngestState {
+        let access = Arc::new(Access::new(dashboard_addr));
+        let ingest_app = ingest::router(IngestState {
             writer: writer.clone(),
             reads: reads.clone(),
             body_limit: options.body_limit,
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = ingest::router(state);
-        let serving = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(error) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(%error, "the ingest listener failed");
-            }
         });
+        let hook_base_url = options
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{ingest_addr}"));
+        let dashboard_app = dashboard::router(DashboardState {
+            reads: reads.clone(),
+            writer: writer.clone(),
+            access: access.clone(),
+            hook_base_url,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(serve_both(
+            ingest_listener,
+            ingest_app,
+            dashboard_listener,
+            dashboard_app,
+            stopped,
+        ));
         Ok(Server {
             ingest_addr,
+            dashboard_addr,
+            access,
             writer,
             reads,
             stop,
@@ -98,6 +124,15 @@ impl Server {
 
     pub fn ingest_addr(&self) -> SocketAddr {
         self.ingest_addr
+    }
+
+    pub fn dashboard_addr(&self) -> SocketAddr {
+        self.dashboard_addr
+    }
+
+    /// The dashboard's credentials for this launch.
+    pub fn dashboard_access(&self) -> &Access {
+        &self.access
     }
 
     pub fn writer(&self) -> &Writer {
@@ -129,5 +164,34 @@ impl Server {
         }
         drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    }
+}
+
+/// Serves both listeners until `stopped` fires, then lets each finish its open requests.
+async fn serve_both(
+    ingest: TcpListener,
+    ingest_app: axum::Router,
+    dashboard: TcpListener,
+    dashboard_app: axum::Router,
+    stopped: oneshot::Receiver<()>,
+) {
+    let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
+    let on_stop = |mut signal: tokio::sync::broadcast::Receiver<()>| async move {
+        let _ = signal.recv().await;
+    };
+    let ingest =
+        axum::serve(ingest, ingest_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
+    let dashboard =
+        axum::serve(dashboard, dashboard_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
+    let relay = async move {
+        let _ = stopped.await;
+        let _ = stop_all.send(());
+    };
+    let (ingest, dashboard, ()) =
+        tokio::join!(ingest.into_future(), dashboard.into_future(), relay);
+    for (name, result) in [("ingest", ingest), ("dashboard", dashboard)] {
+        if let Err(error) = result {
+            tracing::error!(%error, "the {name} listener failed");
+        }
     }
 }

@@ -22,6 +22,8 @@ pub const GOTO_KEYS: [&str; 2] = ["first-secret-key", "second-secret-key"];
 pub struct TestApp {
     pub server: Option<Server>,
     pub addr: SocketAddr,
+    pub dashboard: SocketAddr,
+    pub token: String,
     pub dir: TempDir,
     pub client: reqwest::Client,
     pub sources: HashMap<String, Source>,
@@ -48,17 +50,32 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let sources = add_sources(&database_path(dir.path()));
+    start_in(dir, sources, options).await
+}
+
+/// Starts a server on a data directory already prepared (sources added, deliveries loaded).
+pub async fn start_in(
+    dir: TempDir,
+    sources: HashMap<String, Source>,
+    options: AppOptions,
+) -> TestApp {
     let serve = ServeOptions {
         data_dir: dir.path().to_owned(),
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
+        dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         body_limit: options.body_limit,
+        public_url: None,
         store: options.store,
     };
     let server = Server::start(&serve).await.expect("server starts");
     let addr = server.ingest_addr();
+    let dashboard = server.dashboard_addr();
+    let token = server.dashboard_access().token().to_owned();
     TestApp {
         server: Some(server),
         addr,
+        dashboard,
+        token,
         dir,
         client: reqwest::Client::new(),
         sources,
@@ -112,6 +129,18 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A dashboard API request with the access token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{path}", self.dashboard))
+            .bearer_auth(&self.token)
+    }
+
+    /// GET on the dashboard API: (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        answer(self.api(reqwest::Method::GET, path).send().await.unwrap()).await
     }
 
     pub fn db(&self) -> Connection {

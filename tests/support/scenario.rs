@@ -355,3 +355,46 @@ pub fn deliveries() -> Vec<ScenarioDelivery> {
     push(b, Some("attendee-enters"), enters);
     list
 }
+
+/// The checked-in multi-platform scenario (`tests/fixtures/scenarios/multi-platform`): its
+/// deliveries as the manifest lists them, with their receipt times and zone.
+pub fn multi_platform() -> Vec<ScenarioDelivery> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        source_zone: String,
+        deliveries: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        file: String,
+        platform: Platform,
+        trigger: Option<String>,
+        received_at: DateTime<Utc>,
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/scenarios/multi-platform");
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.source_zone, "America/New_York");
+    manifest
+        .deliveries
+        .into_iter()
+        .map(|entry| ScenarioDelivery {
+            platform: entry.platform,
+            trigger: entry.trigger.map(|t| &*Box::leak(t.into_boxed_str())),
+            body: std::fs::read_to_string(dir.join(&entry.file)).unwrap(),
+            received_at: entry.received_at,
+        })
+        .collect()
+}
+
+/// Records `deliveries` into the store at `db`, each in its own transaction.
+pub fn record_into(db: &std::path::Path, deliveries: &[ScenarioDelivery]) {
+    use rollcall::store::journal::{self, Prepared};
+    let mut conn = rollcall::store::open_writer(db, &Default::default()).unwrap();
+    for delivery in deliveries {
+        let tx = conn.transaction().unwrap();
+        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
+        tx.commit().unwrap();
+    }
+}

@@ -59,3 +59,81 @@ impl IntoResponse for IngestError {
         response
     }
 }
+
+/// Errors of the dashboard API, answered as JSON `{kind, message}` so the UI can branch on
+/// `kind` and show `message` as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(
+        "this dashboard needs its access token: open the link Rollcall printed when it started"
+    )]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("something went wrong inside Rollcall; the log has the details")]
+    Internal,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "kind": self.kind(), "message": self.to_string() }));
+        (self.status(), body).into_response()
+    }
+}
+
+impl From<crate::report::ReportError> for ApiError {
+    fn from(error: crate::report::ReportError) -> Self {
+        use crate::report::ReportError::*;
+        match error {
+            UnknownWebinar(_) | UnknownSession { .. } | UnknownPerson(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            BadTimeZone(_) | BadParameter { .. } => ApiError::BadRequest(error.to_string()),
+            Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match error {
+            StoreError::Invalid(message) => ApiError::BadRequest(message),
+            error if error.is_transient() => ApiError::Unavailable(error.to_string()),
+            error => {
+                tracing::error!(error = %error, "dashboard request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! tunnel exposes) and, later, the dashboard router on its own loopback listener. Handlers
 //! translate between HTTP and the store; they hold no business logic.
 
+pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 

@@ -147,7 +147,10 @@ impl ReadPool {
     }
 
     /// Runs `read` on a pooled connection. Blocking: call from a blocking thread.
-    pub fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn with<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let pooled = self
             .inner
             .idle

@@ -325,6 +325,8 @@ pub struct DeliveryFilter {
     pub status: Option<Status>,
     pub platform: Option<Platform>,
     pub source_id: Option<i64>,
+    /// Only deliveries older than this id (for paging back).
+    pub before: Option<i64>,
     pub limit: u32,
 }
 
@@ -333,7 +335,7 @@ pub fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<DeliverySu
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS} FROM deliveries
          WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR platform = ?2)
-           AND (?3 IS NULL OR source_id = ?3)
+           AND (?3 IS NULL OR source_id = ?3) AND (?5 IS NULL OR id < ?5)
          ORDER BY id DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -342,7 +344,8 @@ pub fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<DeliverySu
             filter.status.map(Status::as_str),
             filter.platform.map(Platform::as_str),
             filter.source_id,
-            filter.limit
+            filter.limit,
+            filter.before
         ],
         summary,
     )?;
@@ -418,6 +421,81 @@ pub fn reindex(conn: &Connection) -> Result<ReindexReport> {
         report.count(status);
     }
     Ok(report)
+}
+
+/// Parses one original delivery again with today's parsers and replaces what it projected
+/// (after a parser fix). A duplicate is refused: its original is the one to reprocess.
+pub fn reprocess(conn: &Connection, id: i64) -> Result<Receipt> {
+    let found: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT identity, duplicate_of FROM deliveries WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let (identity, duplicate_of) =
+        found.ok_or_else(|| StoreError::Invalid(format!("there is no delivery {id}")))?;
+    if let Some(original) = duplicate_of {
+        return Err(StoreError::Invalid(format!(
+            "delivery {id} is a duplicate of delivery {original}: reprocess that one"
+        )));
+    }
+    projection::retract(conn, id)?;
+    let delivery =
+        load(conn, id)?.ok_or_else(|| StoreError::Invalid(format!("there is no delivery {id}")))?;
+    let mut prepared = Prepared::new(delivery);
+    prepared.identity = identity;
+    let status = project(conn, id, &prepared)?;
+    Ok(Receipt {
+        delivery: id,
+        status,
+    })
+}
+
+/// Reprocesses every quarantined delivery.
+pub fn reprocess_quarantined(conn: &Connection) -> Result<ReindexReport> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM deliveries WHERE status = 'quarantined' AND duplicate_of IS NULL ORDER BY id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut report = ReindexReport::default();
+    for id in ids {
+        report.count(reprocess(conn, id)?.status);
+    }
+    Ok(report)
+}
+
+/// A stored delivery in full: its summary, the headers kept and the raw body.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub summary: DeliverySummary,
+    pub headers: BTreeMap<String, String>,
+    pub time_zone: String,
+    /// The body as text (invalid UTF-8 replaced), exactly as received otherwise.
+    pub body: String,
+    pub body_is_utf8: bool,
+}
+
+pub fn detail(conn: &Connection, id: i64) -> Result<Option<DeliveryDetail>> {
+    let sql =
+        format!("SELECT {SUMMARY_COLUMNS}, headers, time_zone, body FROM deliveries WHERE id = ?1");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([id], |row| {
+            let headers: String = row.get(12)?;
+            let body: Vec<u8> = row.get(14)?;
+            Ok((summary(row)?, headers, row.get::<_, String>(13)?, body))
+        })
+        .optional()?;
+    let Some((summary, headers, time_zone, body)) = row else {
+        return Ok(None);
+    };
+    let body_is_utf8 = std::str::from_utf8(&body).is_ok();
+    Ok(Some(DeliveryDetail {
+        summary,
+        headers: serde_json::from_str(&headers)?,
+        time_zone,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        body_is_utf8,
+    }))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -39,6 +39,26 @@ enum Job {
 #[derive(Debug, Clone)]
 pub struct Committed {
     pub receipts: Vec<Receipt>,
+    /// The webinars whose reports these deliveries changed.
+    pub webinars: Vec<String>,
+}
+
+/// The webinars a batch's projected deliveries touched.
+fn touched_webinars(records: &[&Prepared], receipts: &[Receipt]) -> Vec<String> {
+    let mut webinars: Vec<String> = records
+        .iter()
+        .zip(receipts)
+        .filter(|(_, receipt)| receipt.status == super::journal::Status::Projected)
+        .filter_map(|(prepared, _)| match &prepared.understanding {
+            Ok(crate::platforms::Understanding::Facts { facts, .. }) => Some(facts),
+            _ => None,
+        })
+        .flatten()
+        .map(|fact| fact.webinar().uid())
+        .collect();
+    webinars.sort();
+    webinars.dedup();
+    webinars
 }
 
 /// A handle to the writer thread; cheap to clone. The thread stops when every handle is gone.
@@ -184,11 +204,13 @@ fn commit_records(
     let prepared: Vec<&Prepared> = records.iter().map(|(p, _)| p.as_ref()).collect();
     match commit(conn, &prepared, rejections) {
         Ok(receipts) => {
+            let webinars = touched_webinars(&prepared, &receipts);
+            drop(prepared);
             for ((_, reply), receipt) in records.into_iter().zip(&receipts) {
                 let _ = reply.send(Ok(*receipt));
             }
             if !receipts.is_empty() {
-                let _ = announcer.send(Committed { receipts });
+                let _ = announcer.send(Committed { receipts, webinars });
             }
         }
         Err(error) if records.len() > 1 && !error.is_transient() => {

@@ -104,8 +104,8 @@ fn insert_fact(
     Ok(())
 }
 
-/// Where a fact sits on the timeline: its own moment, or the creation time a webinar's details
-/// carry.
+/// Where a fact sits on the timeline: its own moment, the creation time a webinar's details
+/// carry, or the join time an attendance summary reports.
 fn timeline_position(fact: &Fact) -> (Option<String>, Option<String>) {
     if let Some(moment) = fact.moment() {
         let basis = match &moment.basis {
@@ -118,6 +118,10 @@ fn timeline_position(fact: &Fact) -> (Option<String>, Option<String>) {
     match fact {
         Fact::WebinarSeen { details, .. } => (
             details.created_at.as_ref().map(format_time),
+            Some("exact".to_owned()),
+        ),
+        Fact::AttendanceSummary { joined_at, .. } => (
+            joined_at.as_ref().map(format_time),
             Some("exact".to_owned()),
         ),
         _ => (None, None),

@@ -1,0 +1,516 @@
+//! The attendance report of one webinar, or of one of its sessions: who registered, who came,
+//! for how long, who watched the replay, where registrants came from, and the per-person rows
+//! the tables and CSV exports list.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rusqlite::{Connection, Row};
+use serde::Serialize;
+
+use super::webinars::{self, WebinarInfo};
+use super::{check_scope, ratio, Result, Scope, Zone};
+
+/// One person's part in a webinar (or session): registration, attendance, replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Participant {
+    pub person_uid: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The full name, as sent or made from first and last names.
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub organization: Option<String>,
+    pub job_title: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    /// `audience`, `host` or `guest_speaker`.
+    pub role: &'static str,
+    /// Registered, and not cancelled or denied.
+    pub registered: bool,
+    pub registration_status: Option<String>,
+    pub registered_at: Option<String>,
+    /// True when the registration time is when Rollcall received it (the platform sent none).
+    pub registered_at_is_receipt: bool,
+    pub source: Option<String>,
+    pub referrer: Option<String>,
+    pub tracking_code: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub join_url: Option<String>,
+    pub custom_fields: BTreeMap<String, String>,
+    pub attended: bool,
+    pub first_joined_at: Option<String>,
+    pub last_left_at: Option<String>,
+    pub join_count: u64,
+    /// Seconds in session; `None` when the platform does not say (never guessed).
+    pub time_in_session_secs: Option<u64>,
+    pub engaged_secs: Option<u64>,
+    /// The platform's own attendance rate, percent (Livestorm).
+    pub platform_attendance_rate: Option<f64>,
+    pub replay_views: u64,
+    pub replay_secs: Option<u64>,
+    #[serde(skip)]
+    rate_sum: f64,
+    #[serde(skip)]
+    rate_count: u64,
+}
+
+impl Participant {
+    pub fn is_audience(&self) -> bool {
+        self.role == "audience"
+    }
+
+    /// Registered audience that did not come.
+    pub fn is_no_show(&self) -> bool {
+        self.is_audience() && self.registered && !self.attended
+    }
+}
+
+/// The per-person rows of a webinar or session, by name. One query serves the report's
+/// numbers, the tables and the CSV exports, so they always agree.
+const PARTICIPANTS: &str = "
+WITH reg AS (
+    SELECT person_uid,
+        min(registered_at) AS registered_at,
+        max(coalesce(registered_at_basis, '') = 'received_at') AS at_receipt,
+        max(coalesce(status, '') NOT IN ('cancelled', 'denied')) AS valid,
+        max(status) AS status,
+        max(CASE role WHEN 'host' THEN 2 WHEN 'guest_speaker' THEN 1 ELSE 0 END) AS rank,
+        max(source) AS source, max(referrer) AS referrer, max(tracking_code) AS tracking_code,
+        max(utm_source) AS utm_source, max(utm_medium) AS utm_medium,
+        max(utm_campaign) AS utm_campaign, max(utm_term) AS utm_term,
+        max(utm_content) AS utm_content, max(join_url) AS join_url,
+        json_group_array(json(custom_fields)) AS custom_fields
+    FROM registrations
+    WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid IN (?2, ''))
+    GROUP BY person_uid
+),
+timed AS (
+    SELECT *, coalesce(duration_secs, unixepoch(last_left_at) - unixepoch(first_joined_at)) AS secs
+    FROM attendance
+    WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid = ?2)
+),
+att AS (
+    SELECT person_uid,
+        max(attended) AS attended,
+        min(first_joined_at) AS first_joined_at, max(last_left_at) AS last_left_at,
+        sum(join_count) AS join_count,
+        sum(CASE WHEN attended THEN secs END) AS secs,
+        sum(attended AND secs IS NULL) AS secs_unknown,
+        sum(CASE WHEN attended THEN engaged_secs END) AS engaged,
+        sum(attended AND engaged_secs IS NULL) AS engaged_unknown,
+        sum(CASE WHEN attended THEN attendance_rate END) AS rate_sum,
+        count(CASE WHEN attended THEN attendance_rate END) AS rate_count,
+        max(CASE role WHEN 'host' THEN 2 WHEN 'guest_speaker' THEN 1 ELSE 0 END) AS rank
+    FROM timed
+    GROUP BY person_uid
+),
+replay AS (
+    SELECT person_uid, count(*) AS views,
+        sum(json_extract(body, '$.watched_secs')) AS secs
+    FROM facts WHERE webinar_uid = ?1 AND kind = 'replay_viewed'
+    GROUP BY person_uid
+),
+everyone AS (
+    SELECT person_uid FROM reg UNION SELECT person_uid FROM att
+    UNION SELECT person_uid FROM replay
+)
+SELECT e.person_uid, p.email, p.first_name, p.last_name, p.name, p.phone, p.organization,
+    p.job_title, p.city, p.country,
+    max(coalesce(reg.rank, 0), coalesce(att.rank, 0)) AS rank,
+    reg.person_uid IS NOT NULL AND reg.valid AS registered, reg.status, reg.registered_at,
+    coalesce(reg.at_receipt, 0), reg.source, reg.referrer, reg.tracking_code, reg.utm_source,
+    reg.utm_medium, reg.utm_campaign, reg.utm_term, reg.utm_content, reg.join_url,
+    reg.custom_fields,
+    coalesce(att.attended, 0), att.first_joined_at, att.last_left_at, coalesce(att.join_count, 0),
+    CASE WHEN att.secs_unknown = 0 THEN att.secs END,
+    CASE WHEN att.engaged_unknown = 0 THEN att.engaged END,
+    coalesce(att.rate_sum, 0), coalesce(att.rate_count, 0),
+    coalesce(replay.views, 0), replay.secs
+FROM everyone e
+JOIN people p ON p.uid = e.person_uid
+LEFT JOIN reg ON reg.person_uid = e.person_uid
+LEFT JOIN att ON att.person_uid = e.person_uid
+LEFT JOIN replay ON replay.person_uid = e.person_uid
+ORDER BY lower(coalesce(p.last_name, p.name, p.email, e.person_uid)), e.person_uid";
+
+fn role_name(rank: i64) -> &'static str {
+    match rank {
+        2 => "host",
+        1 => "guest_speaker",
+        _ => "audience",
+    }
+}
+
+fn custom_fields(raw: Option<String>) -> BTreeMap<String, String> {
+    let maps: Vec<BTreeMap<String, String>> = raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default();
+    maps.into_iter().flatten().collect()
+}
+
+fn full_name(first: Option<&str>, last: Option<&str>, name: Option<&str>) -> Option<String> {
+    let joined = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    name.map(str::to_owned)
+        .or((!joined.is_empty()).then_some(joined))
+}
+
+fn participant(row: &Row<'_>, zone: Zone) -> rusqlite::Result<Participant> {
+    let local = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(zone.local(row.get::<_, Option<String>>(i)?.as_deref()))
+    };
+    let secs = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row
+            .get::<_, Option<i64>>(i)?
+            .and_then(|s| u64::try_from(s).ok()))
+    };
+    let first_name: Option<String> = row.get(2)?;
+    let last_name: Option<String> = row.get(3)?;
+    let name: Option<String> = row.get(4)?;
+    let rate_sum: f64 = row.get(31)?;
+    let rate_count: u64 = row.get(32)?;
+    Ok(Participant {
+        person_uid: row.get(0)?,
+        email: row.get(1)?,
+        name: full_name(first_name.as_deref(), last_name.as_deref(), name.as_deref()),
+        first_name,
+        last_name,
+        phone: row.get(5)?,
+        organization: row.get(6)?,
+        job_title: row.get(7)?,
+        city: row.get(8)?,
+        country: row.get(9)?,
+        role: role_name(row.get(10)?),
+        registered: row.get(11)?,
+        registration_status: row.get(12)?,
+        registered_at: local(13)?,
+        registered_at_is_receipt: row.get(14)?,
+        source: row.get(15)?,
+        referrer: row.get(16)?,
+        tracking_code: row.get(17)?,
+        utm_source: row.get(18)?,
+        utm_medium: row.get(19)?,
+        utm_campaign: row.get(20)?,
+        utm_term: row.get(21)?,
+        utm_content: row.get(22)?,
+        join_url: row.get(23)?,
+        custom_fields: custom_fields(row.get(24)?),
+        attended: row.get(25)?,
+        first_joined_at: local(26)?,
+        last_left_at: local(27)?,
+        join_count: row.get(28)?,
+        time_in_session_secs: secs(29)?,
+        engaged_secs: secs(30)?,
+        platform_attendance_rate: (rate_count > 0)
+            .then(|| (rate_sum / rate_count as f64 * 100.0).round() / 100.0),
+        rate_sum,
+        rate_count,
+        replay_views: row.get(33)?,
+        replay_secs: secs(34)?,
+    })
+}
+
+/// Every person who registered for, attended or replayed the scope, ordered by name.
+pub fn participants(conn: &Connection, scope: &Scope, zone: Zone) -> Result<Vec<Participant>> {
+    let mut people = Vec::new();
+    each_participant(conn, scope, zone, |p| {
+        people.push(p);
+        Ok(())
+    })?;
+    Ok(people)
+}
+
+/// Calls `visit` with each participant in turn, holding one row at a time (exports of a
+/// hundred thousand people stream through this).
+pub fn each_participant(
+    conn: &Connection,
+    scope: &Scope,
+    zone: Zone,
+    mut visit: impl FnMut(Participant) -> Result<()>,
+) -> Result<()> {
+    check_scope(conn, scope)?;
+    let mut stmt = conn.prepare_cached(PARTICIPANTS)?;
+    let mut rows = stmt.query(rusqlite::params![scope.webinar, scope.session_uid()])?;
+    while let Some(row) = rows.next()? {
+        visit(participant(row, zone)?)?;
+    }
+    Ok(())
+}
+
+/// The custom registration fields seen in scope, sorted: the extra columns of an export.
+pub fn custom_field_names(conn: &Connection, scope: &Scope) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT f.key FROM registrations r, json_each(r.custom_fields) f
+         WHERE r.webinar_uid = ?1 AND (?2 IS NULL OR r.session_uid IN (?2, '')) ORDER BY 1",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![scope.webinar, scope.session_uid()],
+        |row| row.get(0),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which people a list or export is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Audience {
+    Attendees,
+    Registrants,
+    NoShows,
+    ReplayViewers,
+    /// Hosts and guest speakers.
+    Staff,
+}
+
+impl Audience {
+    pub fn includes(self, p: &Participant) -> bool {
+        match self {
+            Audience::Attendees => p.is_audience() && p.attended,
+            Audience::Registrants => p.is_audience() && p.registered,
+            Audience::NoShows => p.is_no_show(),
+            Audience::ReplayViewers => p.replay_views > 0,
+            Audience::Staff => !p.is_audience(),
+        }
+    }
+}
+
+/// Time statistics over the attendees whose time is known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeStats {
+    pub total_secs: u64,
+    pub average_secs: u64,
+    pub median_secs: u64,
+    /// Attendees whose time is known.
+    pub known: u64,
+    /// `known` / attended.
+    pub known_share: Option<f64>,
+}
+
+fn time_stats(mut known: Vec<u64>, attended: u64) -> Option<TimeStats> {
+    if known.is_empty() {
+        return None;
+    }
+    known.sort_unstable();
+    let n = known.len();
+    let total: u64 = known.iter().sum();
+    let median = if n % 2 == 1 {
+        known[n / 2]
+    } else {
+        (known[n / 2 - 1] + known[n / 2]) / 2
+    };
+    Some(TimeStats {
+        total_secs: total,
+        average_secs: total / n as u64,
+        median_secs: median,
+        known: n as u64,
+        known_share: ratio(n as u64, attended),
+    })
+}
+
+/// The headline numbers of a webinar or session. Hosts and guest speakers are not counted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Numbers {
+    pub registered: u64,
+    pub attended: u64,
+    /// Registrants who attended.
+    pub attended_registrants: u64,
+    /// Attendees with no registration.
+    pub walk_ins: u64,
+    pub no_shows: u64,
+    /// Registrants who attended / registrants.
+    pub attendance_rate: Option<f64>,
+    /// `None` when no attendee's time is known (GoTo and TagMango send none).
+    pub time_in_session: Option<TimeStats>,
+    /// BigMarker's engaged time.
+    pub engaged: Option<TimeStats>,
+    /// Mean of the platform's own per-attendee rate, percent (Livestorm).
+    pub platform_attendance_rate: Option<f64>,
+    /// Most attendees present at once, where joins and leaves are known.
+    pub peak_concurrent: Option<u64>,
+    /// Webinar-level only: replays are not tied to a session.
+    pub replay_viewers: Option<u64>,
+    pub replay_secs: Option<u64>,
+}
+
+fn numbers(people: &[Participant], intervals: &[(i64, i64)], whole_webinar: bool) -> Numbers {
+    let audience: Vec<&Participant> = people.iter().filter(|p| p.is_audience()).collect();
+    let count =
+        |keep: &dyn Fn(&Participant) -> bool| audience.iter().filter(|p| keep(p)).count() as u64;
+    let registered = count(&|p| p.registered);
+    let attended = count(&|p| p.attended);
+    let attended_registrants = count(&|p| p.registered && p.attended);
+    let attendees = || audience.iter().filter(|p| p.attended);
+    let (rate_sum, rate_count) =
+        attendees().fold((0.0, 0), |(s, c), p| (s + p.rate_sum, c + p.rate_count));
+    let replayed: Vec<&&Participant> = audience.iter().filter(|p| p.replay_views > 0).collect();
+    let replay_secs: Vec<u64> = replayed.iter().filter_map(|p| p.replay_secs).collect();
+    Numbers {
+        registered,
+        attended,
+        attended_registrants,
+        walk_ins: attended - attended_registrants,
+        no_shows: registered - attended_registrants,
+        attendance_rate: ratio(attended_registrants, registered),
+        time_in_session: time_stats(
+            attendees().filter_map(|p| p.time_in_session_secs).collect(),
+            attended,
+        ),
+        engaged: time_stats(
+            attendees().filter_map(|p| p.engaged_secs).collect(),
+            attended,
+        ),
+        platform_attendance_rate: (rate_count > 0)
+            .then(|| (rate_sum / rate_count as f64 * 100.0).round() / 100.0),
+        peak_concurrent: peak(intervals),
+        replay_viewers: whole_webinar.then_some(replayed.len() as u64),
+        replay_secs: (whole_webinar && !replay_secs.is_empty()).then(|| replay_secs.iter().sum()),
+    }
+}
+
+/// The most intervals `[join, leave)` open at once; a leave at the instant of a join does not
+/// overlap it.
+fn peak(intervals: &[(i64, i64)]) -> Option<u64> {
+    if intervals.is_empty() {
+        return None;
+    }
+    let mut edges: Vec<(i64, i64)> = intervals
+        .iter()
+        .flat_map(|&(join, leave)| [(join, 1), (leave, -1)])
+        .collect();
+    edges.sort_unstable();
+    let (mut present, mut most) = (0i64, 0i64);
+    for (_, change) in edges {
+        present += change;
+        most = most.max(present);
+    }
+    u64::try_from(most).ok()
+}
+
+/// `[join, leave)` of each audience attendance record in scope with both times known.
+fn intervals(conn: &Connection, scope: &Scope, staff: &HashSet<&str>) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT person_uid, unixepoch(first_joined_at), unixepoch(last_left_at) FROM attendance
+         WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid = ?2) AND attended
+           AND first_joined_at IS NOT NULL AND last_left_at IS NOT NULL",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![scope.webinar, scope.session_uid()],
+        |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        },
+    )?;
+    let mut intervals = Vec::new();
+    for row in rows {
+        let (person, join, leave) = row?;
+        if !staff.contains(person.as_str()) && leave >= join {
+            intervals.push((join, leave));
+        }
+    }
+    Ok(intervals)
+}
+
+/// A webinar's (or session's) attendance report.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebinarReport {
+    pub time_zone: &'static str,
+    pub webinar: WebinarInfo,
+    /// The session reported on, if one.
+    pub session: Option<String>,
+    pub numbers: Numbers,
+    /// Registrants by each origin field that has a value: field → value → count.
+    pub sources: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    pub hosts: Vec<String>,
+    pub guest_speakers: Vec<String>,
+}
+
+fn sources(people: &[Participant]) -> BTreeMap<&'static str, BTreeMap<String, u64>> {
+    let mut sources: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
+    for p in people.iter().filter(|p| p.is_audience() && p.registered) {
+        let fields = [
+            ("source", &p.source),
+            ("referrer", &p.referrer),
+            ("tracking_code", &p.tracking_code),
+            ("utm_source", &p.utm_source),
+            ("utm_medium", &p.utm_medium),
+            ("utm_campaign", &p.utm_campaign),
+            ("utm_term", &p.utm_term),
+            ("utm_content", &p.utm_content),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value {
+                *sources
+                    .entry(field)
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+    sources
+}
+
+fn staff_named(people: &[Participant], role: &str) -> Vec<String> {
+    let mut names: Vec<String> = people
+        .iter()
+        .filter(|p| p.role == role)
+        .map(|p| p.email.clone().unwrap_or_else(|| p.person_uid.clone()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The report for a webinar, or one of its sessions.
+pub fn report(conn: &Connection, scope: &Scope, zone: Zone) -> Result<WebinarReport> {
+    let people = participants(conn, scope, zone)?;
+    let staff: HashSet<&str> = people
+        .iter()
+        .filter(|p| !p.is_audience())
+        .map(|p| p.person_uid.as_str())
+        .collect();
+    let intervals = intervals(conn, scope, &staff)?;
+    Ok(WebinarReport {
+        time_zone: zone.name(),
+        webinar: webinars::info(conn, &scope.webinar, zone)?,
+        session: scope.session.clone(),
+        numbers: numbers(&people, &intervals, scope.session.is_none()),
+        sources: sources(&people),
+        hosts: staff_named(&people, "host"),
+        guest_speakers: staff_named(&people, "guest_speaker"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_counts_overlaps_but_not_touching_intervals() {
+        assert_eq!(peak(&[]), None);
+        assert_eq!(peak(&[(0, 10), (5, 15), (10, 20)]), Some(2));
+        assert_eq!(peak(&[(0, 10), (10, 20)]), Some(1));
+        assert_eq!(peak(&[(0, 100), (1, 2), (3, 4), (1, 50)]), Some(3));
+    }
+
+    #[test]
+    fn time_stats_use_known_times_only() {
+        assert_eq!(time_stats(vec![], 5), None);
+        let stats = time_stats(vec![600, 60, 300, 100], 8).unwrap();
+        assert_eq!(
+            (stats.total_secs, stats.average_secs, stats.median_secs),
+            (1060, 265, 200)
+        );
+        assert_eq!(stats.known_share, Some(0.5));
+    }
+}

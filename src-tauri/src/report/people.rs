@@ -1,0 +1,276 @@
+//! People across webinars and platforms: one person (by normalized email) with everything they
+//! registered for, attended and replayed, and a list with counts for finding the most engaged
+//! people and the habitual no-shows.
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{ReportError, Result, Zone};
+
+/// One line of the people list.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonLine {
+    pub uid: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub organization: Option<String>,
+    pub webinars_registered: u64,
+    pub webinars_attended: u64,
+    pub no_shows: u64,
+    pub replay_views: u64,
+    /// Platforms this person was seen on.
+    pub platforms: Vec<String>,
+}
+
+/// How to order the people list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    Attended,
+    NoShows,
+    Registered,
+    Name,
+}
+
+impl std::str::FromStr for Sort {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+            ReportError::BadParameter {
+                name: "sort",
+                message: format!(
+                    "{s:?} is not a sort order: attended, no_shows, registered or name"
+                ),
+            }
+        })
+    }
+}
+
+const NAME: &str = "coalesce(p.name, nullif(trim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), ''))";
+
+/// People matching `text` (in email or name), with their counts.
+pub fn list(
+    conn: &Connection,
+    text: Option<&str>,
+    sort: Sort,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<PersonLine>> {
+    let order = match sort {
+        Sort::Attended => "attended DESC, registered DESC",
+        Sort::NoShows => "no_shows DESC, registered DESC",
+        Sort::Registered => "registered DESC, attended DESC",
+        Sort::Name => "lower(coalesce(name, p.email, p.uid))",
+    };
+    let sql = format!(
+        "WITH reg AS (SELECT person_uid, count(*) AS n FROM audience_registrants GROUP BY person_uid),
+              att AS (SELECT person_uid, count(*) AS n FROM audience_attendees GROUP BY person_uid),
+              shows AS (SELECT r.person_uid, count(*) AS n FROM audience_registrants r
+                        LEFT JOIN audience_attendees a USING (webinar_uid, person_uid)
+                        WHERE a.person_uid IS NULL GROUP BY r.person_uid),
+              replays AS (SELECT person_uid, count(*) AS n FROM facts
+                          WHERE kind = 'replay_viewed' GROUP BY person_uid)
+         SELECT p.uid, p.email, {NAME} AS name, p.organization,
+            coalesce(reg.n, 0) AS registered, coalesce(att.n, 0) AS attended,
+            coalesce(shows.n, 0) AS no_shows, coalesce(replays.n, 0), p.platform_ids
+         FROM people p
+         LEFT JOIN reg ON reg.person_uid = p.uid LEFT JOIN att ON att.person_uid = p.uid
+         LEFT JOIN shows ON shows.person_uid = p.uid LEFT JOIN replays ON replays.person_uid = p.uid
+         WHERE ?1 IS NULL OR instr(lower(coalesce(p.email, '') || ' ' || coalesce({NAME}, '')), lower(?1)) > 0
+         ORDER BY {order}, p.uid LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let text = text.map(str::trim).filter(|t| !t.is_empty());
+    let rows = stmt.query_map(rusqlite::params![text, limit, offset], |row| {
+        let ids: String = row.get(8)?;
+        Ok(PersonLine {
+            uid: row.get(0)?,
+            email: row.get(1)?,
+            name: row.get(2)?,
+            organization: row.get(3)?,
+            webinars_registered: row.get(4)?,
+            webinars_attended: row.get(5)?,
+            no_shows: row.get(6)?,
+            replay_views: row.get(7)?,
+            platforms: platforms_of(&ids),
+        })
+    })?;
+    let mut lines: Vec<PersonLine> = rows.collect::<rusqlite::Result<_>>()?;
+    for line in &mut lines {
+        if line.platforms.is_empty() {
+            line.platforms = platforms_seen(conn, &line.uid)?;
+        }
+    }
+    Ok(lines)
+}
+
+fn platforms_of(platform_ids: &str) -> Vec<String> {
+    let ids: Vec<String> = serde_json::from_str(platform_ids).unwrap_or_default();
+    let mut platforms: Vec<String> = ids
+        .iter()
+        .filter_map(|id| id.split_once(':').map(|(p, _)| p.to_owned()))
+        .collect();
+    platforms.dedup();
+    platforms
+}
+
+fn platforms_seen(conn: &Connection, uid: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT substr(webinar_uid, 1, instr(webinar_uid, ':') - 1) FROM facts
+         WHERE person_uid = ?1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([uid], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One webinar in a person's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Participation {
+    pub webinar_uid: String,
+    pub platform: String,
+    pub title: Option<String>,
+    pub date: Option<String>,
+    pub role: String,
+    pub registered: bool,
+    pub registered_at: Option<String>,
+    pub attended: bool,
+    pub first_joined_at: Option<String>,
+    /// Seconds in session; `None` when the platform does not say.
+    pub time_in_session_secs: Option<u64>,
+    pub replay_views: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonReport {
+    pub time_zone: &'static str,
+    pub uid: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub organization: Option<String>,
+    pub job_title: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub platforms: Vec<String>,
+    pub webinars: Vec<Participation>,
+    pub webinars_registered: u64,
+    pub webinars_attended: u64,
+    pub no_shows: u64,
+    pub replay_views: u64,
+    /// Total of the known times in session, and how many attended webinars it covers.
+    pub time_in_session_secs: u64,
+    pub time_known_for: u64,
+}
+
+/// One person's history across webinars and platforms. `uid` is an email (any case) or a
+/// platform id key.
+pub fn person(conn: &Connection, uid: &str, zone: Zone) -> Result<PersonReport> {
+    let uid = crate::facts::Email::parse(uid)
+        .map_or_else(|| uid.trim().to_owned(), |e| e.as_str().to_owned());
+    let sql = format!(
+        "SELECT p.uid, p.email, p.first_name, p.last_name, {NAME}, p.phone, p.organization,
+            p.job_title, p.city, p.country FROM people p WHERE p.uid = ?1"
+    );
+    let mut report = conn
+        .prepare_cached(&sql)?
+        .query_row([&uid], |row| {
+            Ok(PersonReport {
+                time_zone: zone.name(),
+                uid: row.get(0)?,
+                email: row.get(1)?,
+                first_name: row.get(2)?,
+                last_name: row.get(3)?,
+                name: row.get(4)?,
+                phone: row.get(5)?,
+                organization: row.get(6)?,
+                job_title: row.get(7)?,
+                city: row.get(8)?,
+                country: row.get(9)?,
+                platforms: Vec::new(),
+                webinars: Vec::new(),
+                webinars_registered: 0,
+                webinars_attended: 0,
+                no_shows: 0,
+                replay_views: 0,
+                time_in_session_secs: 0,
+                time_known_for: 0,
+            })
+        })
+        .optional()?
+        .ok_or_else(|| ReportError::UnknownPerson(uid.clone()))?;
+    report.platforms = platforms_seen(conn, &uid)?;
+    report.webinars = history(conn, &uid, zone)?;
+    summarize(&mut report);
+    Ok(report)
+}
+
+fn summarize(report: &mut PersonReport) {
+    let audience = || report.webinars.iter().filter(|w| w.role == "audience");
+    report.webinars_registered = audience().filter(|w| w.registered).count() as u64;
+    report.webinars_attended = audience().filter(|w| w.attended).count() as u64;
+    report.no_shows = audience().filter(|w| w.registered && !w.attended).count() as u64;
+    report.replay_views = report.webinars.iter().map(|w| w.replay_views).sum();
+    let known: Vec<u64> = audience()
+        .filter(|w| w.attended)
+        .filter_map(|w| w.time_in_session_secs)
+        .collect();
+    report.time_in_session_secs = known.iter().sum();
+    report.time_known_for = known.len() as u64;
+}
+
+fn history(conn: &Connection, uid: &str, zone: Zone) -> Result<Vec<Participation>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH mine AS (
+            SELECT webinar_uid FROM registrations WHERE person_uid = ?1
+            UNION SELECT webinar_uid FROM attendance WHERE person_uid = ?1
+            UNION SELECT webinar_uid FROM facts WHERE person_uid = ?1 AND kind = 'replay_viewed'
+         )
+         SELECT w.uid, w.platform, w.title, coalesce(w.started_at, w.scheduled_start, w.created_at),
+            CASE WHEN EXISTS (SELECT 1 FROM registrations r WHERE r.webinar_uid = w.uid
+                    AND r.person_uid = ?1 AND r.role = 'host')
+                   OR EXISTS (SELECT 1 FROM attendance a WHERE a.webinar_uid = w.uid
+                    AND a.person_uid = ?1 AND a.role = 'host') THEN 'host'
+                 WHEN EXISTS (SELECT 1 FROM registrations r WHERE r.webinar_uid = w.uid
+                    AND r.person_uid = ?1 AND r.role = 'guest_speaker')
+                   OR EXISTS (SELECT 1 FROM attendance a WHERE a.webinar_uid = w.uid
+                    AND a.person_uid = ?1 AND a.role = 'guest_speaker') THEN 'guest_speaker'
+                 ELSE 'audience' END,
+            EXISTS (SELECT 1 FROM registrations r WHERE r.webinar_uid = w.uid AND r.person_uid = ?1
+                    AND coalesce(r.status, '') NOT IN ('cancelled', 'denied')),
+            (SELECT min(registered_at) FROM registrations r WHERE r.webinar_uid = w.uid AND r.person_uid = ?1),
+            coalesce((SELECT max(attended) FROM attendance a WHERE a.webinar_uid = w.uid AND a.person_uid = ?1), 0),
+            (SELECT min(first_joined_at) FROM attendance a WHERE a.webinar_uid = w.uid AND a.person_uid = ?1),
+            (SELECT CASE WHEN count(*) = count(secs) THEN sum(secs) END FROM (
+                SELECT coalesce(duration_secs, unixepoch(last_left_at) - unixepoch(first_joined_at)) AS secs
+                FROM attendance a WHERE a.webinar_uid = w.uid AND a.person_uid = ?1 AND a.attended)),
+            (SELECT count(*) FROM facts f WHERE f.webinar_uid = w.uid AND f.person_uid = ?1
+                AND f.kind = 'replay_viewed')
+         FROM mine JOIN webinars w ON w.uid = mine.webinar_uid
+         ORDER BY coalesce(w.started_at, w.scheduled_start, w.created_at) DESC, w.uid",
+    )?;
+    let rows = stmt.query_map([uid], |row| {
+        let local = |i: usize| -> rusqlite::Result<Option<String>> {
+            Ok(zone.local(row.get::<_, Option<String>>(i)?.as_deref()))
+        };
+        Ok(Participation {
+            webinar_uid: row.get(0)?,
+            platform: row.get(1)?,
+            title: row.get(2)?,
+            date: local(3)?,
+            role: row.get(4)?,
+            registered: row.get(5)?,
+            registered_at: local(6)?,
+            attended: row.get(7)?,
+            first_joined_at: local(8)?,
+            time_in_session_secs: row
+                .get::<_, Option<i64>>(9)?
+                .and_then(|s| u64::try_from(s).ok()),
+            replay_views: row.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,238 @@
+//! The multi-platform scenario (`tests/fixtures/scenarios/multi-platform`) loaded into a real
+//! store, and every report number asserted exactly against the hand-derived `expected.json`;
+//! CSV exports pinned as snapshots.
+
+mod support;
+
+use rollcall::report::attendance::{self, Audience};
+use rollcall::report::export::{self, CsvOptions, Export};
+use rollcall::report::{people, timeline, webinars, Scope, Zone};
+use rollcall::store::{open_read_only, StoreOptions};
+use rusqlite::Connection;
+use serde_json::Value;
+
+fn scenario_store() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    support::scenario::record_into(&db, &support::scenario::multi_platform());
+    let conn = open_read_only(&db, &StoreOptions::default()).unwrap();
+    (dir, conn)
+}
+
+fn expected() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/scenarios/multi-platform/expected.json"
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn zone() -> Zone {
+    Zone::parse(Some("America/New_York")).unwrap()
+}
+
+/// Every key of `expected` is in `actual` with the same value (objects compared recursively).
+fn assert_includes(expected: &Value, actual: &Value, path: &str) {
+    match (expected, actual) {
+        (Value::Object(expected), Value::Object(actual)) => {
+            for (key, value) in expected {
+                let found = actual.get(key).unwrap_or(&Value::Null);
+                assert_includes(value, found, &format!("{path}.{key}"));
+            }
+        }
+        (Value::Object(expected), Value::Null) if expected.is_empty() => {}
+        _ => assert_eq!(expected, actual, "at {path}"),
+    }
+}
+
+fn report_json(conn: &Connection, scope: &Scope) -> Value {
+    let report = attendance::report(conn, scope, zone()).unwrap();
+    let mut json = serde_json::to_value(&report.numbers).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    fields.insert(
+        "sources".into(),
+        serde_json::to_value(&report.sources).unwrap(),
+    );
+    fields.insert("hosts".into(), serde_json::to_value(&report.hosts).unwrap());
+    fields.insert(
+        "guest_speakers".into(),
+        serde_json::to_value(&report.guest_speakers).unwrap(),
+    );
+    json
+}
+
+#[test]
+fn every_report_number_matches_the_hand_derived_expectation() {
+    let (_dir, conn) = scenario_store();
+    let expected = expected();
+    let webinars = expected["webinars"].as_object().unwrap();
+    assert_eq!(
+        webinars::list(&conn, &Default::default(), zone())
+            .unwrap()
+            .len(),
+        webinars.len()
+    );
+    for (uid, numbers) in webinars {
+        let mut webinar_level = numbers.clone();
+        let sessions = webinar_level
+            .as_object_mut()
+            .unwrap()
+            .remove("sessions")
+            .unwrap_or_default();
+        assert_includes(
+            &webinar_level,
+            &report_json(&conn, &Scope::webinar(uid)),
+            uid,
+        );
+        for (session, numbers) in sessions.as_object().into_iter().flatten() {
+            let scope = Scope {
+                webinar: uid.clone(),
+                session: Some(session.clone()),
+            };
+            assert_includes(
+                numbers,
+                &report_json(&conn, &scope),
+                &format!("{uid} session {session}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn people_and_deliveries_match_the_expectation() {
+    let (_dir, conn) = scenario_store();
+    let expected = expected();
+    for (email, numbers) in expected["people"].as_object().unwrap() {
+        // Look the person up with the case and spaces a platform might send.
+        let report =
+            people::person(&conn, &format!("  {} ", email.to_uppercase()), zone()).unwrap();
+        assert_includes(numbers, &serde_json::to_value(&report).unwrap(), email);
+    }
+    let counts = rollcall::store::journal::counts(&conn).unwrap();
+    for (status, count) in expected["deliveries"].as_object().unwrap() {
+        assert_eq!(
+            counts.get(status).copied().unwrap_or(0),
+            count.as_i64().unwrap(),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn the_people_list_counts_match_each_person() {
+    let (_dir, conn) = scenario_store();
+    let list = people::list(&conn, None, people::Sort::Attended, 100, 0).unwrap();
+    for line in &list {
+        let person = people::person(&conn, &line.uid, zone()).unwrap();
+        assert_eq!(
+            (
+                line.webinars_registered,
+                line.webinars_attended,
+                line.no_shows
+            ),
+            (
+                person.webinars_registered,
+                person.webinars_attended,
+                person.no_shows
+            ),
+            "{}",
+            line.uid
+        );
+    }
+    let priya = list
+        .iter()
+        .find(|l| l.uid == "priya.raman@northwind.io")
+        .unwrap();
+    assert_eq!(priya.platforms, ["bigmarker", "gotowebinar"]);
+    let found = people::list(&conn, Some("PRIYA"), people::Sort::Name, 10, 0).unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn timelines_are_ordered_and_complete() {
+    let (_dir, conn) = scenario_store();
+    for line in webinars::list(&conn, &Default::default(), zone()).unwrap() {
+        let timeline = timeline::timeline(&conn, &Scope::webinar(&line.info.uid), zone()).unwrap();
+        let instants: Vec<_> = timeline
+            .entries
+            .iter()
+            .map(|e| chrono::DateTime::parse_from_rfc3339(&e.at).unwrap())
+            .collect();
+        assert!(
+            instants.windows(2).all(|w| w[0] <= w[1]),
+            "{} is out of order",
+            line.info.uid
+        );
+        let kinds: Vec<&str> = timeline.entries.iter().map(|e| e.kind).collect();
+        assert!(
+            kinds.contains(&"registered"),
+            "{} has no registrations",
+            line.info.uid
+        );
+        // Livestorm and TagMango report attendance without join times.
+        if ["gotowebinar", "bigmarker"].contains(&line.info.platform.as_str()) {
+            assert!(
+                kinds.contains(&"joined"),
+                "{} has no joins: {kinds:?}",
+                line.info.uid
+            );
+        }
+        let last = timeline.registrations.last().map(|p| p.value).unwrap_or(0);
+        assert_eq!(
+            last as u64, line.registered,
+            "{}: the cumulative series ends at the count",
+            line.info.uid
+        );
+    }
+}
+
+fn csv_of(conn: &Connection, export: &Export, excel: bool) -> String {
+    let mut out = Vec::new();
+    export::write_csv(conn, export, zone(), CsvOptions { excel }, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn csv_exports_match_their_snapshots() {
+    let (_dir, conn) = scenario_store();
+    let uids: Vec<String> = expected()["webinars"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for uid in &uids {
+        for audience in [
+            Audience::Attendees,
+            Audience::Registrants,
+            Audience::NoShows,
+            Audience::ReplayViewers,
+        ] {
+            let export = Export::People(audience, Scope::webinar(uid));
+            insta::assert_snapshot!(export.file_name(), csv_of(&conn, &export, false));
+        }
+        let export = Export::Timeline(Scope::webinar(uid));
+        insta::assert_snapshot!(export.file_name(), csv_of(&conn, &export, false));
+    }
+    let all = Export::Webinars(Default::default());
+    insta::assert_snapshot!("webinars.csv", csv_of(&conn, &all, false));
+}
+
+#[test]
+fn csv_files_are_rfc4180_with_crlf_and_an_optional_bom() {
+    let (_dir, conn) = scenario_store();
+    let export = Export::People(
+        Audience::Registrants,
+        Scope::webinar("bigmarker:b7c41e9a2d05"),
+    );
+    let plain = csv_of(&conn, &export, false);
+    assert!(plain.starts_with("Attended,First Name,Last Name,Email"));
+    assert!(plain.contains("Registration Time (America/New_York)"));
+    assert!(plain.lines().count() > 1 && plain.split("\r\n").count() == plain.lines().count() + 1);
+    assert!(!plain.replace("\r\n", "").contains('\n'));
+    let excel = csv_of(&conn, &export, true);
+    assert_eq!(excel.strip_prefix('\u{feff}'), Some(plain.as_str()));
+    let mut reader = csv::Reader::from_reader(plain.as_bytes());
+    let width = reader.headers().unwrap().len();
+    assert!(reader.records().all(|r| r.unwrap().len() == width));
+}
