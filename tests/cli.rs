@@ -208,3 +208,55 @@ fn the_default_data_directory_is_the_platform_app_data_dir() {
     ok(&output);
     assert!(home.path().join("rollcall/rollcall.sqlite3").exists());
 }
+
+#[test]
+fn exports_write_csv_files_with_the_zone_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/tagmango/webinar.completed.all@doc.json");
+    ok(&rollcall(
+        dir.path(),
+        &["import", "tagmango", fixture.to_str().unwrap()],
+    ));
+    let out = dir.path().join("attendees.csv");
+    let webinar = "tagmango:6149b1e5612c4e5fd96041d3";
+    ok(&rollcall(
+        dir.path(),
+        &[
+            "export",
+            "attendees",
+            "--webinar",
+            webinar,
+            "--time-zone",
+            "Asia/Kolkata",
+            "--excel",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("\u{feff}Attended,First Name"), "{csv}");
+    assert!(csv.contains("Registration Time (Asia/Kolkata)") && csv.contains("\r\n"));
+    assert!(csv.contains("john.doe@example.com"), "{csv}");
+    let stdout = ok(&rollcall(dir.path(), &["export", "webinars"]));
+    assert!(
+        stdout.contains("TagMango,6149b1e5612c4e5fd96041d3"),
+        "{stdout}"
+    );
+
+    let unknown = fails(&rollcall(
+        dir.path(),
+        &["export", "attendees", "--webinar", "zoom:1"],
+    ));
+    assert!(
+        unknown.contains("there is no webinar \"zoom:1\""),
+        "{unknown}"
+    );
+    let missing = fails(&rollcall(dir.path(), &["export", "attendees"]));
+    assert!(missing.contains("--webinar is required"), "{missing}");
+    let kind = fails(&rollcall(
+        dir.path(),
+        &["export", "fans", "--webinar", webinar],
+    ));
+    assert!(kind.contains("unknown export \"fans\""), "{kind}");
+}

@@ -363,6 +363,44 @@ fn webinar_rows<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(cell: &str) -> String {
+        let mut out = Vec::new();
+        {
+            let mut csv = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(&mut out);
+            write_row(&mut csv, [cell, "after"]).unwrap();
+            csv.flush().unwrap();
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(record.len(), 2, "the cell stayed one cell");
+        assert_eq!(&record[1], "after");
+        record[0].to_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text reads back as the same visible text (a spreadsheet hides the `'` guard) and
+        /// never starts a formula.
+        #[test]
+        fn any_text_reads_back_as_written_and_never_as_a_formula(
+            text in prop_oneof![
+                any::<String>(),
+                "[=+\\-@\t\r\n\",; a-zé漢🙂]{0,12}",
+            ]
+        ) {
+            let read = round_trip(&text);
+            let visible = read.strip_prefix('\'').filter(|_| read != text).unwrap_or(&read);
+            prop_assert_eq!(visible, text.as_str());
+            prop_assert!(!read.starts_with(['=', '+', '-', '@', '\t', '\r']), "{:?}", read);
+        }
+    }
 
     #[test]
     fn formula_prefixes_are_neutralized() {
