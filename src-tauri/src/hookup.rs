@@ -7,7 +7,8 @@ use crate::facts::Platform;
 use crate::store::sources::Source;
 
 /// One URL to paste into a platform's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct HookUrl {
     /// The platform's name for the hook or event, as its settings show it.
     pub hook: &'static str,

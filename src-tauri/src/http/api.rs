@@ -84,7 +84,8 @@ impl ZoneQuery {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Meta {
     version: &'static str,
     time_zone: &'static str,
@@ -92,7 +93,8 @@ pub struct Meta {
     platforms: Vec<PlatformMeta>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 struct PlatformMeta {
     slug: &'static str,
     name: &'static str,
@@ -154,7 +156,8 @@ impl WebinarQuery {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct WebinarList {
     time_zone: &'static str,
     webinars: Vec<webinars::WebinarLine>,
@@ -209,7 +212,8 @@ fn parse_audience(raw: &str) -> Result<Audience, ApiError> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct PeopleInWebinar {
     time_zone: &'static str,
     people: Vec<attendance::Participant>,
@@ -292,7 +296,8 @@ pub struct DeliveryQuery {
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DeliveryList {
     deliveries: Vec<journal::DeliverySummary>,
     counts: std::collections::BTreeMap<String, i64>,
@@ -362,7 +367,8 @@ pub async fn reprocess_quarantined(
 }
 
 /// A source with the URLs to paste into its platform.
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct SourceView {
     #[serde(flatten)]
     source: Source,
@@ -385,7 +391,8 @@ pub async fn sources(State(state): State<DashboardState>) -> ApiResult<Vec<Sourc
     Ok(Json(listed.into_iter().map(|s| view(&state, s)).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct NewSource {
     platform: String,
     label: String,
@@ -542,7 +549,8 @@ impl std::io::Write for ChunkWriter {
 /// webhooks becomes a few events, not a thousand.
 const EVENT_WINDOW: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
 struct Changes {
     deliveries: u64,
     last_delivery: i64,

@@ -104,9 +104,22 @@ impl ApiError {
     }
 }
 
+/// The body of every dashboard API error.
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct ApiErrorBody {
+    /// `not_found`, `bad_request`, `unauthorized`, `forbidden`, `unavailable` or `internal`.
+    pub kind: &'static str,
+    /// A sentence to show the organizer as it is.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "kind": self.kind(), "message": self.to_string() }));
+        let body = Json(ApiErrorBody {
+            kind: self.kind(),
+            message: self.to_string(),
+        });
         (self.status(), body).into_response()
     }
 }

@@ -11,7 +11,8 @@ use super::webinars::{self, WebinarInfo};
 use super::{check_scope, ratio, Result, Scope, Zone};
 
 /// One person's part in a webinar (or session): registration, attendance, replay.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Participant {
     pub person_uid: String,
     pub email: Option<String>,
@@ -283,7 +284,8 @@ impl Audience {
 }
 
 /// Time statistics over the attendees whose time is known.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct TimeStats {
     pub total_secs: u64,
     pub average_secs: u64,
@@ -316,7 +318,8 @@ fn time_stats(mut known: Vec<u64>, attended: u64) -> Option<TimeStats> {
 }
 
 /// The headline numbers of a webinar or session. Hosts and guest speakers are not counted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Numbers {
     pub registered: u64,
     pub attended: u64,
@@ -422,7 +425,8 @@ fn intervals(conn: &Connection, scope: &Scope, staff: &HashSet<&str>) -> Result<
 }
 
 /// A webinar's (or session's) attendance report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct WebinarReport {
     pub time_zone: &'static str,
     pub webinar: WebinarInfo,

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{ReportError, Result, Zone};
 
 /// One line of the people list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct PersonLine {
     pub uid: String,
     pub email: Option<String>,
@@ -126,7 +127,8 @@ fn platforms_seen(conn: &Connection, uid: &str) -> Result<Vec<String>> {
 }
 
 /// One webinar in a person's history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Participation {
     pub webinar_uid: String,
     pub platform: String,
@@ -142,7 +144,8 @@ pub struct Participation {
     pub replay_views: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct PersonReport {
     pub time_zone: &'static str,
     pub uid: String,

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{check_scope, Result, Scope, Zone};
 use crate::store::parse_time;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export, rename = "TimelineEntry")]
 pub struct Entry {
     pub at: String,
     /// `created`, `changed`, `published`, `registered`, `waiting_room_opened`, `started`,
@@ -25,13 +26,15 @@ pub struct Entry {
 }
 
 /// A point of a step series: from `at` on, the value is `value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Point {
     pub at: String,
     pub value: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Timeline {
     pub time_zone: &'static str,
     pub entries: Vec<Entry>,

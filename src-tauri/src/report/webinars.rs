@@ -12,7 +12,8 @@ use crate::facts::Platform;
 use crate::store::format_time;
 
 /// Where a webinar is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export, rename = "WebinarStatus")]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Scheduled,
@@ -22,7 +23,8 @@ pub enum Status {
 }
 
 /// A webinar's identity, schedule and status, times in the organizer's zone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct WebinarInfo {
     pub uid: String,
     pub platform: String,
@@ -52,7 +54,8 @@ pub struct WebinarInfo {
     pub sessions: Vec<SessionInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct SessionInfo {
     /// The platform's session id.
     pub id: String,
@@ -230,7 +233,8 @@ pub struct Filter {
 }
 
 /// One line of the webinar list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct WebinarLine {
     #[serde(flatten)]
     pub info: WebinarInfo,

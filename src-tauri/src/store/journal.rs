@@ -107,7 +107,8 @@ pub fn identity(delivery: &Delivery<'_>) -> String {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[ts(export, rename = "DeliveryStatus")]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Understood and folded into the reports.
@@ -142,7 +143,8 @@ impl Status {
 }
 
 /// What the sender is told: the delivery's id and status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Receipt {
     pub delivery: i64,
     pub status: Status,
@@ -282,7 +284,8 @@ fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
 }
 
 /// One journal entry, without its body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DeliverySummary {
     pub id: i64,
     pub platform: String,
@@ -463,7 +466,8 @@ pub fn reprocess_quarantined(conn: &Connection) -> Result<ReindexReport> {
 }
 
 /// A stored delivery in full: its summary, the headers kept and the raw body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub summary: DeliverySummary,
@@ -498,7 +502,8 @@ pub fn detail(conn: &Connection, id: i64) -> Result<Option<DeliveryDetail>> {
     }))
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct ReindexReport {
     pub projected: u64,
     pub quarantined: u64,

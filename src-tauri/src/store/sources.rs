@@ -21,7 +21,8 @@ use crate::facts::Platform;
 /// 24 random bytes: 192 bits, well past the 128 a guess would need to beat.
 const TOKEN_BYTES: usize = 24;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Source {
     pub id: i64,
     pub platform: Platform,
@@ -32,6 +33,7 @@ pub struct Source {
     pub created_at: String,
     /// GoTo Webinar secret keys; a signed delivery must match one.
     #[serde(skip_serializing)]
+    #[ts(skip)]
     pub secret_keys: Vec<String>,
 }
 
