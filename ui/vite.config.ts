@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+
+// `npm run dev` proxies the API to a running `rollcall serve` (dashboard port).
+const backend = process.env.ROLLCALL_DASHBOARD ?? 'http://127.0.0.1:8788';
+
+export default defineConfig({
+  base: './',
+  plugins: [svelte()],
+  server: {
+    proxy: {
+      '/api': { target: backend, changeOrigin: true },
+      '/login': { target: backend, changeOrigin: true },
+    },
+  },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2020',
+  },
+  test: {
+    include: ['src/**/*.test.ts'],
+    environment: 'node',
+  },
+});
