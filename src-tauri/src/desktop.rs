@@ -1,6 +1,7 @@
-//! The desktop shell (Tauri): starts the same receiver headless mode runs, opens the window,
-//! and stops the receiver cleanly when the app exits. Thin on purpose: anything headless mode
-//! also needs lives outside this file.
+//! The desktop shell (Tauri): starts the same receiver and dashboard headless mode runs, opens
+//! a window on the dashboard (logged in with this launch's one-time link), focuses that window
+//! when the app is launched again, and stops the receiver cleanly when the app exits. Thin on
+//! purpose: anything headless mode also needs lives outside this file.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,19 +16,25 @@ struct Receiver(Mutex<Option<Server>>);
 
 /// Runs the desktop app until its window is closed.
 pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
-    let server = tauri::async_runtime::block_on(Server::start(&serve_options(data_dir, args)))?;
-    let shell_info = serde_json::json!({
-        "ingestUrl": format!("http://{}", server.ingest_addr()),
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+    let options = serve_options(data_dir, args);
     let app = tauri::Builder::default()
+        // First, so a second launch on the same data directory hands over and exits before it
+        // starts a receiver of its own.
+        .plugin(
+            tauri_plugin_single_instance::Builder::new()
+                .dbus_id(instance_id(data_dir))
+                .callback(|app, _args, _cwd| focus(app))
+                .build(),
+        )
         .plugin(tauri_plugin_shell::init())
-        .manage(Receiver(Mutex::new(Some(server))))
         .setup(move |app| {
-            WebviewWindowBuilder::new(app, "main", WebviewUrl::App("index.html".into()))
+            let server = tauri::async_runtime::block_on(Server::start(&options))?;
+            let login = server.dashboard_access().login_url().context("no dashboard login link")?;
+            app.manage(Receiver(Mutex::new(Some(server))));
+            WebviewWindowBuilder::new(app, "main", WebviewUrl::External(login.parse()?))
                 .title("Rollcall")
-                .inner_size(1200.0, 800.0)
-                .initialization_script(format!("window.__ROLLCALL__ = {shell_info};"))
+                .inner_size(1280.0, 840.0)
+                .min_inner_size(900.0, 600.0)
                 .build()?;
             Ok(())
         })
@@ -35,12 +42,30 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         .context("could not start the desktop app")?;
     app.run(|handle, event| {
         if let RunEvent::Exit = event {
-            let receiver = handle.state::<Receiver>();
-            let server = receiver.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(server) = server {
-                tauri::async_runtime::block_on(server.stop());
+            if let Some(receiver) = handle.try_state::<Receiver>() {
+                let server = receiver.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(server) = server {
+                    tauri::async_runtime::block_on(server.stop());
+                }
             }
         }
     });
     Ok(())
+}
+
+/// One app instance per data directory: the instance id names the directory.
+fn instance_id(data_dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+    format!("app.rollcall.desktop.d{}", hex::encode(&digest[..6]))
+}
+
+/// A second launch brings the open window forward instead of starting another receiver.
+fn focus(app: &tauri::AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
 }

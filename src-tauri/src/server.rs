@@ -45,6 +45,48 @@ pub enum ServerError {
     },
     #[error("the dashboard only listens on a loopback address (127.0.0.1 or ::1), not {0}")]
     DashboardNotLoopback(SocketAddr),
+    #[error(
+        "Rollcall is already running on {data_dir} ({running}); use that one, or pass another \
+         --data-dir"
+    )]
+    AlreadyRunning { data_dir: PathBuf, running: String },
+    #[error("could not lock the data directory {path}: {source}")]
+    Lock { path: PathBuf, source: std::io::Error },
+}
+
+/// Held while a receiver runs on a data directory: two receivers on one store would fight
+/// over its ports and its writes. The OS releases it if the process dies.
+struct DataDirLock(std::fs::File);
+
+impl DataDirLock {
+    fn take(data_dir: &std::path::Path) -> Result<DataDirLock, ServerError> {
+        let path = data_dir.join("rollcall.lock");
+        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Lock { path: path.clone(), source })?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| ServerError::Lock { path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDirLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let running = std::fs::read_to_string(&path).unwrap_or_default();
+                let running = if running.trim().is_empty() { "starting".to_owned() } else { running.trim().to_owned() };
+                Err(ServerError::AlreadyRunning { data_dir: data_dir.to_owned(), running })
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Lock { path, source }),
+        }
+    }
+
+    /// Notes where this receiver listens, for a second launch's message.
+    fn describe(&mut self, what: &str) {
+        use std::io::{Seek, Write};
+        let _ = self.0.set_len(0);
+        let _ = self.0.seek(std::io::SeekFrom::Start(0));
+        let _ = self.0.write_all(what.as_bytes());
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -59,6 +101,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
 
 /// A running receiver.
 pub struct Server {
+    _lock: DataDirLock,
     ingest_addr: SocketAddr,
     dashboard_addr: SocketAddr,
     access: Arc<Access>,
@@ -72,6 +115,7 @@ pub struct Server {
 impl Server {
     /// Opens the store and starts listening; returns once requests can be served.
     pub async fn start(options: &ServeOptions) -> Result<Server, ServerError> {
+        let mut lock = DataDirLock::take(&options.data_dir)?;
         let path = database_path(&options.data_dir);
         let store_options = options.store.clone();
         let (writer, writer_thread) = {
@@ -85,6 +129,7 @@ impl Server {
         }
         let (ingest_listener, ingest_addr) = bind(options.ingest_bind).await?;
         let (dashboard_listener, dashboard_addr) = bind(options.dashboard_bind).await?;
+        lock.describe(&format!("dashboard http://{dashboard_addr}, webhooks http://{ingest_addr}"));
         let reads = ReadPool::new(&path, options.store.clone());
         let access = Arc::new(Access::new(dashboard_addr));
         let ingest_app = ingest::router(IngestState {
@@ -111,6 +156,7 @@ impl Server {
             stopped,
         ));
         Ok(Server {
+            _lock: lock,
             ingest_addr,
             dashboard_addr,
             access,

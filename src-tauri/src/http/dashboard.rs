@@ -18,7 +18,7 @@ use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use super::api;
+use super::{api, assets};
 use super::error::ApiError;
 use crate::store::writer::Writer;
 use crate::store::ReadPool;
@@ -172,6 +172,9 @@ pub fn router(state: DashboardState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/login", get(login))
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::asset))
+        .route("/{name}", get(assets::top_level))
         .merge(api)
         .layer(middleware::from_fn_with_state(
             state.clone(),

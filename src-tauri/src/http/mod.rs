@@ -3,6 +3,7 @@
 //! translate between HTTP and the store; they hold no business logic.
 
 pub mod api;
+mod assets;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
