@@ -9,7 +9,16 @@ export default defineConfig({
   plugins: [svelte()],
   server: {
     proxy: {
-      '/api': { target: backend, changeOrigin: true },
+      '/api': {
+        target: backend,
+        changeOrigin: true,
+        // Pass the event stream's headers on at once (the stream sends nothing until a change).
+        configure: (proxy) => {
+          proxy.on('proxyRes', (proxyRes, _req, res) => {
+            if (String(proxyRes.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
+          });
+        },
+      },
       '/login': { target: backend, changeOrigin: true },
     },
   },

@@ -15,15 +15,15 @@ export interface Column {
   text: (p: Participant, zone: string) => string;
 }
 
-const name: Column = { key: 'name', label: 'Name', width: 'minmax(180px, 2fr)', value: (p) => personLabel(p).toLowerCase(), text: (p) => personLabel(p) };
-const email: Column = { key: 'email', label: 'Email', width: 'minmax(180px, 2fr)', value: (p) => p.email, text: (p) => p.email ?? '—' };
+const name: Column = { key: 'name', label: 'Name', width: 'minmax(140px, 1.5fr)', value: (p) => personLabel(p).toLowerCase(), text: (p) => personLabel(p) };
+const email: Column = { key: 'email', label: 'Email', width: 'minmax(160px, 1.8fr)', value: (p) => p.email, text: (p) => p.email ?? '—' };
 const org: Column = { key: 'organization', label: 'Organization', width: 'minmax(120px, 1.4fr)', value: (p) => p.organization, text: (p) => p.organization ?? '—' };
 const registeredAt: Column = {
-  key: 'registered_at', label: 'Registered', width: 'minmax(150px, 1.2fr)', value: (p) => p.registered_at,
+  key: 'registered_at', label: 'Registered', width: 'minmax(160px, 1.1fr)', value: (p) => p.registered_at,
   text: (p, z) => (p.registered ? formatDateTime(p.registered_at, z) + (p.registered_at_is_receipt ? ' (received)' : '') : 'walk-in'),
 };
-const joined: Column = { key: 'first_joined_at', label: 'First joined', width: 'minmax(140px, 1.1fr)', value: (p) => p.first_joined_at, text: (p, z) => formatDateTime(p.first_joined_at, z) };
-const tis: Column = { key: 'time_in_session_secs', label: 'Time in session', num: true, width: 'minmax(110px, 0.9fr)', value: (p) => p.time_in_session_secs, text: (p) => formatDuration(p.time_in_session_secs) };
+const joined: Column = { key: 'first_joined_at', label: 'First joined', width: 'minmax(160px, 1.1fr)', value: (p) => p.first_joined_at, text: (p, z) => formatDateTime(p.first_joined_at, z) };
+const tis: Column = { key: 'time_in_session_secs', label: 'Time in session', num: true, width: 'minmax(140px, 0.9fr)', value: (p) => p.time_in_session_secs, text: (p) => formatDuration(p.time_in_session_secs) };
 const joins: Column = { key: 'join_count', label: 'Joins', num: true, width: '70px', value: (p) => p.join_count, text: (p) => String(p.join_count) };
 const attended: Column = { key: 'attended', label: 'Attended', width: '90px', value: (p) => (p.attended ? 1 : 0), text: (p) => (p.attended ? 'yes' : 'no') };
 const source: Column = { key: 'source', label: 'Source', width: 'minmax(100px, 1fr)', value: (p) => p.utm_source ?? p.source, text: (p) => p.utm_source ?? p.source ?? '—' };
