@@ -14,8 +14,15 @@ export default defineConfig({
         changeOrigin: true,
         // Pass the event stream's headers on at once (the stream sends nothing until a change).
         configure: (proxy) => {
+          // The dashboard refuses writes from other origins: in dev, the page's origin is Vite's.
+          proxy.on('proxyReq', (proxyReq) => {
+            if (proxyReq.getHeader('origin')) proxyReq.setHeader('origin', new URL(backend).origin);
+          });
           proxy.on('proxyRes', (proxyRes, _req, res) => {
-            if (String(proxyRes.headers['content-type'] ?? '').startsWith('text/event-stream')) res.flushHeaders();
+            if (String(proxyRes.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+              // After the proxy has copied the status and headers.
+              setImmediate(() => res.flushHeaders());
+            }
           });
         },
       },
