@@ -5,7 +5,9 @@ fn main() {
     println!("cargo::rerun-if-changed=../ui/dist");
     if !std::path::Path::new("../ui/dist/index.html").exists() {
         println!("cargo::rustc-cfg=ui_missing");
-        println!("cargo::warning=ui/dist is missing: run `bash .ci/install` to build the dashboard UI");
+        println!(
+            "cargo::warning=ui/dist is missing: run `bash .ci/install` to build the dashboard UI"
+        );
     }
     // Only the desktop build embeds the Tauri context; headless builds need no build step.
     #[cfg(feature = "desktop")]

@@ -597,3 +597,74 @@ async fn futures_next(
         .await
         .map(|r| r.unwrap())
 }
+
+#[tokio::test]
+async fn the_ui_page_is_served_with_a_strict_content_security_policy() {
+    let app = support::spawn_app().await;
+    let page = app
+        .client
+        .get(format!("http://{}/", app.dashboard))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("<"), "an HTML page");
+    let missing = app
+        .client
+        .get(format!("http://{}/assets/nope.js", app.dashboard))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // The page is not served to a foreign Host either.
+    let foreign = app
+        .client
+        .get(format!("http://{}/", app.dashboard))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+}
+
+#[tokio::test]
+async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
+    let app = support::spawn_app().await;
+    let options = rollcall::server::ServeOptions {
+        data_dir: app.dir.path().to_owned(),
+        ingest_bind: "127.0.0.1:0".parse().unwrap(),
+        dashboard_bind: "127.0.0.1:0".parse().unwrap(),
+        body_limit: 1024,
+        public_url: None,
+        store: Default::default(),
+    };
+    let error = rollcall::server::Server::start(&options)
+        .await
+        .err()
+        .expect("refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("already running") && message.contains(&app.dashboard.to_string()),
+        "{message}"
+    );
+    let dir = app.stop().await;
+    let again = rollcall::server::Server::start(&rollcall::server::ServeOptions {
+        data_dir: dir.path().to_owned(),
+        ..options
+    })
+    .await
+    .expect("the lock is released when the first stops");
+    again.stop().await;
+}

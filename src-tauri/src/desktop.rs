@@ -29,7 +29,10 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         .plugin(tauri_plugin_shell::init())
         .setup(move |app| {
             let server = tauri::async_runtime::block_on(Server::start(&options))?;
-            let login = server.dashboard_access().login_url().context("no dashboard login link")?;
+            let login = server
+                .dashboard_access()
+                .login_url()
+                .context("no dashboard login link")?;
             app.manage(Receiver(Mutex::new(Some(server))));
             WebviewWindowBuilder::new(app, "main", WebviewUrl::External(login.parse()?))
                 .title("Rollcall")

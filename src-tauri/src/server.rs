@@ -51,7 +51,10 @@ pub enum ServerError {
     )]
     AlreadyRunning { data_dir: PathBuf, running: String },
     #[error("could not lock the data directory {path}: {source}")]
-    Lock { path: PathBuf, source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Held while a receiver runs on a data directory: two receivers on one store would fight
@@ -61,20 +64,33 @@ struct DataDirLock(std::fs::File);
 impl DataDirLock {
     fn take(data_dir: &std::path::Path) -> Result<DataDirLock, ServerError> {
         let path = data_dir.join("rollcall.lock");
-        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Lock { path: path.clone(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Lock {
+            path: path.clone(),
+            source,
+        })?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|source| ServerError::Lock { path: path.clone(), source })?;
+            .map_err(|source| ServerError::Lock {
+                path: path.clone(),
+                source,
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(DataDirLock(file)),
             Err(std::fs::TryLockError::WouldBlock) => {
                 let running = std::fs::read_to_string(&path).unwrap_or_default();
-                let running = if running.trim().is_empty() { "starting".to_owned() } else { running.trim().to_owned() };
-                Err(ServerError::AlreadyRunning { data_dir: data_dir.to_owned(), running })
+                let running = if running.trim().is_empty() {
+                    "starting".to_owned()
+                } else {
+                    running.trim().to_owned()
+                };
+                Err(ServerError::AlreadyRunning {
+                    data_dir: data_dir.to_owned(),
+                    running,
+                })
             }
             Err(std::fs::TryLockError::Error(source)) => Err(ServerError::Lock { path, source }),
         }
@@ -129,7 +145,9 @@ impl Server {
         }
         let (ingest_listener, ingest_addr) = bind(options.ingest_bind).await?;
         let (dashboard_listener, dashboard_addr) = bind(options.dashboard_bind).await?;
-        lock.describe(&format!("dashboard http://{dashboard_addr}, webhooks http://{ingest_addr}"));
+        lock.describe(&format!(
+            "dashboard http://{dashboard_addr}, webhooks http://{ingest_addr}"
+        ));
         let reads = ReadPool::new(&path, options.store.clone());
         let access = Arc::new(Access::new(dashboard_addr));
         let ingest_app = ingest::router(IngestState {

@@ -575,6 +575,8 @@ pub async fn events(
 ) -> Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>> {
     let mut committed = state.writer.subscribe();
     let (events, stream) = mpsc::channel::<Result<Event, Infallible>>(4);
+    // Something at once, so the client (and any proxy) sees the stream open.
+    let _ = events.try_send(Ok(Event::default().comment("connected")));
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {

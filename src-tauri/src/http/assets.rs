@@ -36,9 +36,18 @@ fn respond(path: &str, cache: &'static str) -> Response {
         headers.insert(header::CONTENT_TYPE, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -49,7 +58,10 @@ pub async fn index() -> Response {
 
 /// A built asset; names carry content hashes, so they never change.
 pub async fn asset(Path(path): Path<String>) -> Response {
-    respond(&format!("assets/{path}"), "public, max-age=31536000, immutable")
+    respond(
+        &format!("assets/{path}"),
+        "public, max-age=31536000, immutable",
+    )
 }
 
 /// Other files at the top of `ui/dist` (icons).

@@ -18,8 +18,8 @@ use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use super::{api, assets};
 use super::error::ApiError;
+use super::{api, assets};
 use crate::store::writer::Writer;
 use crate::store::ReadPool;
 
