@@ -47,6 +47,7 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
   const pageErrors = [];
 
   async function shot(name) {
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: await artifact(`${name}.png`), fullPage: true });
   }
 
@@ -328,7 +329,9 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await page.getByTestId('nav-people').click();
     await page.getByTestId('people-search').fill('mallory');
     const row = page.locator(`[data-testid="people-row"][data-uid="${email}"]`);
-    await row.waitFor();
+    await waitFor(async () => (await page.getByTestId('people-row').count()) === 1 && (await row.count()) === 1, {
+      what: 'the search to leave only her row',
+    });
     assert.ok((await row.textContent()).includes(XSS_NAME), 'the name is shown literally');
     assert.equal(await row.locator('img').count(), 0, 'no <img> was made from the name');
     await shot('people-xss');

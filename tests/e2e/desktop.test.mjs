@@ -1,0 +1,270 @@
+// The real desktop app: the Tauri window (WebKitGTK) driven through WebKitWebDriver, under Xvfb
+// (run.sh wraps this file in `xvfb-run`). The app opens its window on its own dashboard, logged
+// in; the tests read what the window shows, post a webhook to the app's ingest port and watch it
+// arrive, then end the session and check the app exited and released its data directory.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import {
+  BIN, GOTO_UID, addSource, artifact, freePort, gotoRegistration, importScenario, postHook, removeDir,
+  scenario, sleep, startServe, tempDir, track, waitFor, writeArtifact,
+} from './support.mjs';
+import { WebDriver } from './webdriver.mjs';
+
+/** Pids of the live (non-zombie) children of `parent` whose command name is `name`. */
+function childPids(parent, name) {
+  const pids = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const m = /^\d+ \((.*)\) (\S) (\d+)/.exec(stat);
+      if (m && m[1] === name && m[2] !== 'Z' && Number(m[3]) === parent) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+/** Is `pid` still a running (non-zombie) process? */
+function alive(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^\d+ \(.*\) (\S)/.exec(stat)?.[1] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, () => {
+  let dataDir;
+  let expected;
+  let hookUrl;
+  let ingestPort;
+  let dashboardPort;
+  let driverProc;
+  let driverLog = '';
+  let driver;
+  let appPid;
+
+  assert.ok(process.env.DISPLAY, 'the desktop test needs a display: run it under xvfb-run (tests/e2e/run.sh does)');
+
+  /** Starts WebKitWebDriver with the app's environment; `lang` is the locale the app runs in. */
+  async function startDriver(lang) {
+    const port = await freePort();
+    const env = {
+      ...process.env,
+      TAURI_WEBVIEW_AUTOMATION: 'true',
+      ROLLCALL_DATA_DIR: dataDir,
+      ROLLCALL_INGEST_BIND: `127.0.0.1:${ingestPort}`,
+      ROLLCALL_DASHBOARD_BIND: `127.0.0.1:${dashboardPort}`,
+      RUST_LOG: 'warn',
+      LANG: lang,
+    };
+    delete env.LC_ALL;
+    delete env.LANGUAGE;
+    driverProc = track(spawn('WebKitWebDriver', [`--port=${port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    driverProc.stdout.setEncoding('utf8').on('data', (s) => (driverLog += s));
+    driverProc.stderr.setEncoding('utf8').on('data', (s) => (driverLog += s));
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${base}/status`)).ok, { timeout: 20_000, what: 'WebKitWebDriver to listen' });
+    driver = new WebDriver(base);
+    const session = await driver.newSession(
+      { alwaysMatch: { 'webkitgtk:browserOptions': { binary: BIN, args: [] } } },
+      { timeout: 60_000 },
+    );
+    assert.ok(session.sessionId, 'a WebDriver session');
+    const apps = await waitFor(() => {
+      const pids = childPids(driverProc.pid, 'rollcall');
+      return pids.length === 1 ? pids : null;
+    }, { timeout: 10_000, what: 'the rollcall process under the driver' });
+    appPid = apps[0];
+  }
+
+  async function stopDriver() {
+    try {
+      await driver?.deleteSession();
+    } catch {
+      /* already gone */
+    }
+    driver = null;
+    if (appPid && alive(appPid)) {
+      try {
+        process.kill(appPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    if (driverProc && driverProc.exitCode === null && driverProc.signalCode === null) {
+      const exited = new Promise((resolve) => driverProc.once('exit', resolve));
+      driverProc.kill('SIGTERM');
+      await Promise.race([exited, sleep(5000)]);
+      if (driverProc.exitCode === null && driverProc.signalCode === null) driverProc.kill('SIGKILL');
+    }
+    driverProc = null;
+  }
+
+  async function shot(name) {
+    await writeArtifact(`desktop-${name}.png`, await driver.screenshot());
+  }
+
+  async function texts(css) {
+    return driver.execute(
+      'return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.textContent.trim())',
+      [css],
+    );
+  }
+
+  async function attrs(css, name) {
+    return driver.execute(
+      'return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.getAttribute(arguments[1]))',
+      [css, name],
+    );
+  }
+
+  async function click(css) {
+    const [id] = await driver.findAll(css);
+    assert.ok(id, `nothing to click at ${css}`);
+    await driver.click(id);
+  }
+
+  /** Why the page is blank, when it is: the language the page sees and the app module's error. */
+  async function diagnose() {
+    try {
+      return await driver.call('POST', driver.s('/execute/async'), {
+        script: `const done = arguments[arguments.length - 1];
+          const src = document.querySelector('script[type=module]')?.src;
+          const info = { language: navigator.language, url: location.href, script: src, appHtml: document.getElementById('app')?.innerHTML.length };
+          if (!src) return done(info);
+          import(src + '?diagnose').then(() => done({ ...info, import: 'ok' }), (e) => done({ ...info, import: String(e) }));`,
+        args: [],
+      });
+    } catch (e) {
+      return { diagnoseFailed: String(e) };
+    }
+  }
+
+  async function waitForWebinarRows(count) {
+    try {
+      await waitFor(async () => (await attrs('[data-testid="webinar-row"]', 'data-uid')).length === count, {
+        timeout: 20_000,
+        what: `${count} webinar rows in the window`,
+      });
+    } catch (e) {
+      await shot('blank').catch(() => {});
+      assert.fail(`${e.message}; the window: ${JSON.stringify(await diagnose())}`);
+    }
+  }
+
+  before(async () => {
+    ({ expected } = await scenario());
+    dataDir = await tempDir();
+    [ingestPort, dashboardPort] = [await freePort(), await freePort()];
+    const statuses = await importScenario(dataDir);
+    assert.equal(statuses.length, 47);
+    const hooks = await addSource(dataDir, 'gotowebinar', 'E2E GoTo', `http://127.0.0.1:${ingestPort}`);
+    hookUrl = hooks[0].url;
+    assert.match(hookUrl, new RegExp(`^http://127\\.0\\.0\\.1:${ingestPort}/hooks/gotowebinar/`));
+  });
+
+  after(async () => {
+    await stopDriver();
+    await writeFile(await artifact('desktop-driver.log'), driverLog).catch(() => {});
+    await removeDir(dataDir);
+  });
+
+  test('the window lists the scenario webinars, shows a webhook live, and exits cleanly', async () => {
+    await startDriver('en_US.UTF-8');
+    const url = new URL(await driver.url());
+    assert.equal(url.host, `127.0.0.1:${dashboardPort}`, 'the window shows the app\'s own dashboard');
+
+    await waitForWebinarRows(4);
+    const uids = await attrs('[data-testid="webinar-row"]', 'data-uid');
+    assert.deepEqual([...uids].sort(), Object.keys(expected.webinars).sort());
+    for (const uid of uids) {
+      const [registered] = await texts(`[data-testid="webinar-row"][data-uid="${uid}"] [data-testid="registered"]`);
+      const [attended] = await texts(`[data-testid="webinar-row"][data-uid="${uid}"] [data-testid="attended"]`);
+      assert.equal(registered, String(expected.webinars[uid].registered), `${uid} registered`);
+      assert.equal(attended, String(expected.webinars[uid].attended), `${uid} attended`);
+    }
+    await shot('webinars');
+
+    // The ingest port is the one we chose, and the app holds the data directory.
+    assert.ok((await fetch(`http://127.0.0.1:${ingestPort}/healthz`)).ok, 'the app receives on its ingest port');
+    await assert.rejects(startServe(dataDir, { timeout: 15_000 }), /already running|exited early/i,
+      'a second receiver on the same data directory is refused while the window is open');
+
+    // Live: a webhook posted to the app's ingest port appears without reloading.
+    await waitFor(async () => (await texts('[data-testid="live-status"]'))[0] === 'connected', {
+      timeout: 15_000, what: 'the live stream to connect',
+    });
+    const liveBefore = Number((await texts('[data-testid="live-deliveries"]'))[0]);
+    await driver.execute('window.__sameDocument = true; return true;');
+    const answer = await postHook(hookUrl, gotoRegistration({ firstName: 'Desktop', lastName: 'Live' }));
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.status, 'projected');
+    await waitFor(async () => Number((await texts('[data-testid="live-deliveries"]'))[0]) === liveBefore + 1, {
+      timeout: 5_000, what: 'live-deliveries to count the webhook',
+    });
+    const gotoRegistered = `[data-testid="webinar-row"][data-uid="${GOTO_UID}"] [data-testid="registered"]`;
+    await waitFor(async () => (await texts(gotoRegistered))[0] === String(expected.webinars[GOTO_UID].registered + 1), {
+      timeout: 5_000, what: 'the GoTo row to count the new registration',
+    });
+    assert.equal(await driver.execute('return window.__sameDocument === true'), true, 'no reload');
+    await shot('live');
+
+    // The delivery is on the deliveries screen.
+    await click('[data-testid="nav-deliveries"]');
+    await waitFor(async () => (await attrs(`[data-testid="delivery-row"][data-id="${answer.body.delivery}"]`, 'data-status'))[0] === 'projected', {
+      timeout: 10_000, what: `delivery ${answer.body.delivery} on the deliveries screen`,
+    });
+    await shot('deliveries');
+
+    // A webinar screen with its chart.
+    await click('[data-testid="nav-webinars"]');
+    await waitForWebinarRows(4);
+    await click(`[data-testid="webinar-row"][data-uid="${GOTO_UID}"] a`);
+    await waitFor(async () => (await texts('[data-testid="metric-registered"]'))[0] === String(expected.webinars[GOTO_UID].registered + 1), {
+      timeout: 10_000, what: 'the GoTo webinar screen',
+    });
+    assert.equal((await texts('[data-testid="metric-time-in-session"]'))[0], 'unknown');
+    await waitFor(async () => (await driver.findAll('[data-testid="timeline-chart"] canvas')).length > 0, {
+      timeout: 10_000, what: 'the timeline chart canvas',
+    });
+    await shot('webinar');
+
+    // Ending the session closes the window; the app exits and releases the data directory.
+    const pid = appPid;
+    await driver.deleteSession();
+    await waitFor(() => !alive(pid), { timeout: 15_000, what: `the app (pid ${pid}) to exit` });
+    await waitFor(async () => {
+      try {
+        await fetch(`http://127.0.0.1:${ingestPort}/healthz`, { signal: AbortSignal.timeout(1000) });
+        return false;
+      } catch {
+        return true;
+      }
+    }, { timeout: 10_000, what: 'the ingest port to close' });
+    assert.ok(existsSync(`${dataDir}/rollcall.lock`));
+    const server = await startServe(dataDir, { timeout: 20_000 });
+    try {
+      assert.ok((await fetch(`${server.ingestBase}/healthz`)).ok, 'a new receiver starts on the released data directory');
+    } finally {
+      await server.stop();
+    }
+    await stopDriver();
+  });
+
+  test('the window renders under the POSIX locale (LANG=C.UTF-8), as on a minimal system or CI', async () => {
+    await startDriver('C.UTF-8');
+    await waitForWebinarRows(4);
+    await shot('c-locale');
+    await driver.deleteSession();
+    await waitFor(() => !alive(appPid), { timeout: 15_000, what: 'the app to exit' });
+    await stopDriver();
+  });
+});
