@@ -297,6 +297,13 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     assert.match(reason, /not valid JSON/);
     assert.equal((await detail.getByTestId('delivery-body').textContent()).trim(), '{oops');
     await shot('deliveries');
+
+    // Reprocessing (a POST from the page, so the origin checks pass) reads it again: still quarantined.
+    await detail.getByTestId('reprocess').click();
+    await page.getByRole('status').filter({ hasText: `#${id}` }).waitFor();
+    assert.match(await page.getByRole('status').first().textContent(), /quarantined/i);
+    const after = await api.json(`/api/deliveries/${id}`);
+    assert.equal(after.status, 'quarantined');
     await page.getByTestId('delivery-status-filter').selectOption('');
   });
 
