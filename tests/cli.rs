@@ -166,6 +166,31 @@ fn import_lists_and_reindexes_deliveries() {
         "{imported}"
     );
 
+    let enters = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/bigmarker/attendee-enters@doc.json");
+    let backfilled = ok(&rollcall(
+        dir.path(),
+        &[
+            "import",
+            "bigmarker",
+            "--received-at",
+            "2024-06-12T18:01:00-04:00",
+            enters.to_str().unwrap(),
+        ],
+    ));
+    assert!(backfilled.contains("projected"), "{backfilled}");
+    let bad_time = fails(&rollcall(
+        dir.path(),
+        &[
+            "import",
+            "bigmarker",
+            "--received-at",
+            "noon",
+            enters.to_str().unwrap(),
+        ],
+    ));
+    assert!(bad_time.contains("--received-at"), "{bad_time}");
+
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"name\": ").unwrap();
     let quarantined = ok(&rollcall(

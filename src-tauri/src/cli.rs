@@ -142,6 +142,10 @@ struct ImportArgs {
     /// IANA zone for times sent without one [default: the source's, else this machine's]
     #[arg(long)]
     time_zone: Option<String>,
+    /// When the deliveries were originally received (RFC 3339) [default: now]; payloads that
+    /// carry no time of their own (a BigMarker "attendee enters") are placed at this time
+    #[arg(long)]
+    received_at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 #[derive(Debug, Args)]
@@ -437,7 +441,9 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
             platform: args.platform,
             source_id: source.as_ref().map(|s| s.id),
             trigger: args.trigger.clone().or_else(|| trigger_from_name(path)),
-            received_at: Utc::now(),
+            received_at: args
+                .received_at
+                .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
             via: Via::Import,
             content_type: Some(content_type_for(path).to_owned()),
             headers: Default::default(),
