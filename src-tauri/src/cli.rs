@@ -543,8 +543,9 @@ fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
             if kind == "timeline" {
                 Export::Timeline(scope)
             } else {
-                let audience: Audience = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
-                    .map_err(|_| anyhow::anyhow!("unknown export {kind:?}: attendees, registrants, no-shows, replay-viewers, staff, timeline or webinars"))?;
+                let audience: Audience = crate::report::parse_word(kind).with_context(|| {
+                    format!("unknown export {kind:?}: attendees, registrants, no-shows, replay-viewers, staff, timeline or webinars")
+                })?;
                 Export::People(audience, scope)
             }
         }

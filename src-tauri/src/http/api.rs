@@ -205,7 +205,7 @@ pub async fn webinar_timeline(
 }
 
 fn parse_audience(raw: &str) -> Result<Audience, ApiError> {
-    serde_json::from_value(serde_json::Value::String(raw.to_owned())).map_err(|_| {
+    report::parse_word(raw).ok_or_else(|| {
         ApiError::NotFound(format!(
             "{raw:?} is not a list: attendees, registrants, no-shows, replay-viewers or staff"
         ))

@@ -156,6 +156,11 @@ pub fn check_scope(conn: &rusqlite::Connection, scope: &Scope) -> Result<()> {
     Ok(())
 }
 
+/// Reads a word naming one of an enum's variants, as serde names it (`no_shows`, `no-shows`).
+pub fn parse_word<T: serde::de::DeserializeOwned>(word: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(word.to_owned())).ok()
+}
+
 /// A ratio rounded to four decimals; `None` when there is nothing to divide by.
 pub fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)

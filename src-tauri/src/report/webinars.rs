@@ -209,13 +209,11 @@ impl std::str::FromStr for Sort {
     type Err = ReportError;
 
     fn from_str(s: &str) -> Result<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-            ReportError::BadParameter {
-                name: "sort",
-                message: format!(
-                    "{s:?} is not a sort order: date, title, registered, attended or attendance_rate"
-                ),
-            }
+        super::parse_word(s).ok_or_else(|| ReportError::BadParameter {
+            name: "sort",
+            message: format!(
+                "{s:?} is not a sort order: date, title, registered, attended or attendance_rate"
+            ),
         })
     }
 }
