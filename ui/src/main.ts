@@ -1,3 +1,5 @@
+// First: a usable locale before uPlot loads (see lib/locale-guard.ts).
+import './lib/locale-guard';
 import { mount } from 'svelte';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';

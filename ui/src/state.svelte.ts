@@ -8,7 +8,7 @@ class AppState {
   picked = $state<string | null>(storedZone());
   meta = $state<Meta | null>(null);
   metaError = $state<string | null>(null);
-  zone = $derived<string>(this.picked ?? this.meta?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC');
+  zone = $derived<string>(this.picked ?? this.meta?.time_zone ?? new Intl.DateTimeFormat('en-GB').resolvedOptions().timeZone ?? 'UTC');
 
   setZone(z: string | null) {
     this.picked = z;

@@ -47,7 +47,7 @@ export function sortPeople(rows: Participant[], col: Column, dir: 'asc' | 'desc'
       if (a.v === null && b.v === null) return a.i - b.i;
       if (a.v === null) return 1;
       if (b.v === null) return -1;
-      const c = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v));
+      const c = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en');
       return c === 0 ? a.i - b.i : c * sign;
     })
     .map((x) => x.p);
