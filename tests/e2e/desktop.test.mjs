@@ -288,6 +288,10 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
     try {
       await startDriver('C.UTF-8');
       await waitForWebinarRows(4);
+      await waitFor(async () => (await texts('[data-testid="live-status"]'))[0] === 'connected', {
+        timeout: 15_000, what: 'the live stream to connect',
+      });
+      await sleep(500); // let WebKit paint before the snapshot
       await shot('c-locale');
       const pid = appPid;
       await driver.deleteSession();
