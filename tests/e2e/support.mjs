@@ -116,6 +116,8 @@ export async function importScenario(dataDir) {
   for (const d of manifest.deliveries) {
     const args = ['--data-dir', dataDir, 'import', d.platform];
     if (d.trigger !== null) args.push('--trigger', d.trigger);
+    // Keep the scenario's receipt times: payloads without a time of their own are placed there.
+    args.push('--received-at', d.received_at);
     args.push('--time-zone', manifest.source_zone, path.join(SCENARIO, d.file));
     const out = await rollcall(args);
     const status = /delivery \d+ (\w+)/.exec(out)?.[1];
