@@ -142,12 +142,7 @@ fn people<W: Write>(
     zone: Zone,
     csv: &mut csv::Writer<W>,
 ) -> Result<()> {
-    let platform = scope
-        .webinar
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let platform = scope.platform().to_owned();
     // UTM fields sent as custom fields already have their own columns.
     let custom: Vec<String> = attendance::custom_field_names(conn, scope)?
         .into_iter()
@@ -226,12 +221,7 @@ fn replay_viewers<W: Write>(
     zone: Zone,
     csv: &mut csv::Writer<W>,
 ) -> Result<()> {
-    let platform = scope
-        .webinar
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let platform = scope.platform().to_owned();
     write_row(
         csv,
         [

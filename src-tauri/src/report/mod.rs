@@ -129,6 +129,11 @@ impl Scope {
         }
     }
 
+    /// The platform's slug, from the webinar's key (`platform:id`).
+    pub fn platform(&self) -> &str {
+        self.webinar.split(':').next().unwrap_or_default()
+    }
+
     /// The session's key in the store.
     pub fn session_uid(&self) -> Option<String> {
         self.session
