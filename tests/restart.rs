@@ -97,3 +97,107 @@ async fn acknowledged_deliveries_survive_sigkill() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Tokens, GoTo secret keys and the dashboard token never appear in the logs, even at debug
+/// level: request spans name the matched route, not the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = support::add_sources(&database_path(dir.path()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "serve",
+            "--ingest-bind",
+            "127.0.0.1:0",
+            "--dashboard-bind",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut ingest, mut login) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("receiving webhooks on http://").nth(1) {
+            ingest = rest.split('/').next().unwrap().to_owned();
+        }
+        if let Some(url) = line.strip_prefix("Dashboard: ") {
+            login = url.to_owned();
+            break;
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed = &sources[support::SIGNED_GOTO];
+    let body =
+        r#"{"eventName":"registrant.added","eventKey":"log-test","webinarKey":1,"email":"a@b.co"}"#;
+    let signature = rollcall::signature::sign(support::GOTO_KEYS[0], "ts", body.as_bytes());
+    let hook = format!("http://{ingest}/hooks/gotowebinar/{}", signed.token);
+    let posted = client
+        .post(&hook)
+        .header("X-Webhook-Signature-Timestamp", "ts")
+        .header("X-Webhook-Signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let wrong = client
+        .post(&hook)
+        .header("X-Webhook-Signature", "bad")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let tagmango = &sources["tagmango"].token;
+    client
+        .get(format!("http://{ingest}/hooks/tagmango/{tagmango}"))
+        .send()
+        .await
+        .unwrap();
+    let session = client.get(&login).send().await.unwrap();
+    let cookie = session.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dashboard = login.split("/login").next().unwrap().to_owned();
+    let api = client
+        .get(format!("{dashboard}/api/sources"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logs = logs.join().unwrap();
+    assert!(
+        logs.contains("request"),
+        "the debug logs were captured: {logs}"
+    );
+    let session_token = cookie.split('=').nth(1).unwrap();
+    let code = login.split("code=").nth(1).unwrap();
+    for (what, secret) in [
+        ("a source token", signed.token.as_str()),
+        ("a source token", tagmango.as_str()),
+        ("a GoTo secret key", support::GOTO_KEYS[0]),
+        ("the signature", signature.as_str()),
+        ("the dashboard token", session_token),
+        ("the login code", code),
+    ] {
+        assert!(!logs.contains(secret), "{what} appears in the logs");
+    }
+}
