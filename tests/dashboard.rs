@@ -139,6 +139,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
         dashboard_bind: "0.0.0.0:0".parse().unwrap(),
         body_limit: 1024,
+        body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
         store: Default::default(),
     };
@@ -647,6 +648,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         body_limit: 1024,
+        body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
         store: Default::default(),
     };

@@ -425,6 +425,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
+        body_timeout: std::time::Duration::from_secs(60),
         store,
     };
     let server = rollcall::server::Server::start(&serve).await.unwrap();
@@ -466,4 +467,40 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         )
         .unwrap();
     assert_eq!(facts_without_delivery, 0);
+}
+
+#[tokio::test]
+async fn a_stalled_sender_gets_408_and_does_not_hold_up_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let options = AppOptions {
+        body_timeout: std::time::Duration::from_secs(1),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(options).await;
+    let token = &app.source("gotowebinar").token;
+    let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /hooks/gotowebinar/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"eventName\""
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    // Another sender is served while the first one stalls.
+    let (status, _) = answer(
+        app.post("gotowebinar", None, goto_registrant("evt-while-stalled"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut response = String::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stalled.read_to_string(&mut response),
+    );
+    read.await.expect("the stalled sender is answered").unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"timeout\""), "{response}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries"),
+        1,
+        "nothing of the stalled body is stored"
+    );
 }

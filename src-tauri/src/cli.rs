@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, in bytes
     #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Seconds a sender may take to send a webhook's body
+    #[arg(long, default_value_t = 60)]
+    pub body_timeout_secs: u64,
     /// The public URL the platforms reach this receiver at (your tunnel's URL)
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -248,6 +251,7 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
         ingest_bind: args.ingest_bind,
         dashboard_bind: args.dashboard_bind,
         body_limit: args.body_limit,
+        body_timeout: std::time::Duration::from_secs(args.body_timeout_secs),
         public_url: args.public_url.clone(),
         store: StoreOptions::default(),
     }

@@ -28,6 +28,9 @@ pub struct ServeOptions {
     /// Loopback only: the dashboard is never reachable from another machine.
     pub dashboard_bind: SocketAddr,
     pub body_limit: usize,
+    /// How long a sender may take to send its body before it is answered 408: a stalled
+    /// sender holds nothing but its own connection.
+    pub body_timeout: Duration,
     /// The public URL platforms reach the ingest listener at (the tunnel's), for the URLs the
     /// dashboard shows.
     pub public_url: Option<String>,
@@ -154,6 +157,7 @@ impl Server {
             writer: writer.clone(),
             reads: reads.clone(),
             body_limit: options.body_limit,
+            body_timeout: options.body_timeout,
         });
         let hook_base_url = options
             .public_url

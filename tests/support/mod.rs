@@ -31,6 +31,7 @@ pub struct TestApp {
 
 pub struct AppOptions {
     pub body_limit: usize,
+    pub body_timeout: std::time::Duration,
     pub store: StoreOptions,
 }
 
@@ -38,6 +39,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: std::time::Duration::from_secs(60),
             store: StoreOptions::default(),
         }
     }
@@ -64,6 +66,7 @@ pub async fn start_in(
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         body_limit: options.body_limit,
+        body_timeout: options.body_timeout,
         public_url: None,
         store: options.store,
     };

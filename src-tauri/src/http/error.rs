@@ -21,6 +21,8 @@ pub enum IngestError {
     BadSignature(#[from] SignatureError),
     #[error("the body could not be read: {0}")]
     BadBody(String),
+    #[error("the body did not arrive within {secs} seconds")]
+    Timeout { secs: u64 },
     #[error("the delivery could not be stored right now ({0}); retry later")]
     Unavailable(String),
 }
@@ -32,6 +34,7 @@ impl IngestError {
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             IngestError::BadBody(_) => StatusCode::BAD_REQUEST,
+            IngestError::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -42,6 +45,7 @@ impl IngestError {
             IngestError::TooLarge { .. } => "too_large",
             IngestError::BadSignature(_) => "bad_signature",
             IngestError::BadBody(_) => "bad_body",
+            IngestError::Timeout { .. } => "timeout",
             IngestError::Unavailable(_) => "unavailable",
         }
     }

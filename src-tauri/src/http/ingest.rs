@@ -34,6 +34,7 @@ pub struct IngestState {
     pub writer: Writer,
     pub reads: ReadPool,
     pub body_limit: usize,
+    pub body_timeout: std::time::Duration,
 }
 
 pub fn router(state: IngestState) -> Router {
@@ -124,7 +125,12 @@ async fn receive(
     body: Body,
 ) -> Result<Json<Receipt>, IngestError> {
     let (platform, source) = authenticate(&state, &platform, &token).await?;
-    let body = read_body(body, &headers, state.body_limit).await?;
+    let reading = read_body(body, &headers, state.body_limit);
+    let body = tokio::time::timeout(state.body_timeout, reading)
+        .await
+        .map_err(|_| IngestError::Timeout {
+            secs: state.body_timeout.as_secs(),
+        })??;
     if !source.secret_keys.is_empty() {
         signature::verify(
             &source.secret_keys,
