@@ -53,6 +53,11 @@ enum Command {
     Deliveries(DeliveriesArgs),
     /// Write a CSV export (attendees, registrants, no-shows, replay-viewers, timeline, webinars)
     Export(ExportArgs),
+    /// Write a consistent copy of the database to FILE, also while webhooks keep arriving
+    Backup {
+        /// The new file (an existing file is never overwritten)
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -215,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Reindex) => reindex(&data_dir),
         Some(Command::Deliveries(args)) => deliveries(&data_dir, &args),
         Some(Command::Export(args)) => export(&data_dir, &args),
+        Some(Command::Backup { file }) => backup(&data_dir, &file),
     }
 }
 
@@ -569,5 +575,37 @@ fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
         }
         None => write_csv(&conn, &export, zone, options, std::io::stdout().lock())?,
     }
+    Ok(())
+}
+
+/// `VACUUM INTO` copies the database as one read transaction sees it: consistent, without
+/// stopping the writer.
+fn backup(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let path = database_path(data_dir);
+    if !path.exists() {
+        bail!("no Rollcall database in {}", data_dir.display());
+    }
+    if file.exists() {
+        bail!(
+            "{} already exists; Rollcall never overwrites a file with a backup",
+            file.display()
+        );
+    }
+    let conn = open_read_only(&path, &StoreOptions::default())?;
+    let target = file
+        .to_str()
+        .context("the backup file's name is not valid UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .with_context(|| format!("could not write the backup to {}", file.display()))?;
+    let copy = open_read_only(file, &StoreOptions::default())?;
+    let deliveries: i64 =
+        copy.query_row("SELECT count(*) FROM deliveries", [], |row| row.get(0))?;
+    println!("Backed up {deliveries} deliveries to {}.", file.display());
+    println!(
+        "To restore: stop Rollcall, then copy it to {} (or start with --data-dir on a folder \
+         holding it as {}).",
+        path.display(),
+        crate::store::DATABASE_FILE
+    );
     Ok(())
 }
