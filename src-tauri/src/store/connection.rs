@@ -180,6 +180,37 @@ mod tests {
     }
 
     #[test]
+    fn every_earlier_schema_version_migrates_to_the_latest() {
+        let known = migrations_count();
+        for version in 1..known {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite3");
+            let mut old = Connection::open(&path).unwrap();
+            migrations().to_version(&mut old, version).unwrap();
+            old.execute(
+                "INSERT INTO sources (platform, label, token, token_sha256, time_zone, created_at)
+                 VALUES ('tagmango', 'old', 't', 'h', 'UTC', '2024-01-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+            drop(old);
+            let conn = open_writer(&path, &StoreOptions::default()).unwrap();
+            let now: i64 = conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(now as usize, known, "from version {version}");
+            let kept: i64 = conn
+                .query_row("SELECT count(*) FROM sources", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(kept, 1, "data written at version {version} survives");
+            conn.query_row("SELECT count(*) FROM audience_registrants", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
     fn refuses_a_newer_schema_and_a_foreign_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
