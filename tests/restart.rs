@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use rollcall::store::{database_path, open_read_only, StoreOptions};
 
-/// Starts `rollcall serve` on a free port; returns the child and the address it printed.
-fn start(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+/// `rollcall serve` on `data_dir`, both listeners on free ports, printing to a pipe.
+fn serve_command(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
         .args([
             "serve",
             "--ingest-bind",
@@ -24,7 +25,13 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::piped());
+    command
+}
+
+/// Starts `rollcall serve` on a free port; returns the child and the address it printed.
+fn start(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = serve_command(data_dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -111,18 +118,8 @@ async fn acknowledged_deliveries_survive_sigkill() {
 async fn secrets_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let sources = support::add_sources(&database_path(dir.path()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args([
-            "serve",
-            "--ingest-bind",
-            "127.0.0.1:0",
-            "--dashboard-bind",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path())
+    let mut child = serve_command(dir.path())
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
