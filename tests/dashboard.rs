@@ -140,6 +140,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         dashboard_bind: "0.0.0.0:0".parse().unwrap(),
         body_limit: 1024,
         body_timeout: std::time::Duration::from_secs(60),
+        connection_limits: Default::default(),
         public_url: None,
         store: Default::default(),
     };
@@ -649,6 +650,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         body_limit: 1024,
         body_timeout: std::time::Duration::from_secs(60),
+        connection_limits: Default::default(),
         public_url: None,
         store: Default::default(),
     };

@@ -426,6 +426,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         public_url: None,
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
         body_timeout: std::time::Duration::from_secs(60),
+        connection_limits: Default::default(),
         store,
     };
     let server = rollcall::server::Server::start(&serve).await.unwrap();

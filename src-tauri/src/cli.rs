@@ -16,6 +16,7 @@ use rusqlite::TransactionBehavior;
 use crate::facts::Platform;
 use crate::hookup;
 use crate::http::ingest::DEFAULT_BODY_LIMIT;
+use crate::http::listener::ConnectionLimits;
 use crate::server::{ServeOptions, Server};
 use crate::store::journal::{self, DeliveryFilter, NewDelivery, Prepared, Status, Via};
 use crate::store::sources::{self, Source};
@@ -78,6 +79,9 @@ pub struct ServeArgs {
     /// Seconds a sender may take to send a webhook's body
     #[arg(long, default_value_t = 60)]
     pub body_timeout_secs: u64,
+    /// Seconds a sender may take to send a request's headers (slow senders are cut off)
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_secs: u64,
     /// The public URL the platforms reach this receiver at (your tunnel's URL)
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -258,6 +262,10 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
         dashboard_bind: args.dashboard_bind,
         body_limit: args.body_limit,
         body_timeout: std::time::Duration::from_secs(args.body_timeout_secs),
+        connection_limits: ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+            ..ConnectionLimits::default()
+        },
         public_url: args.public_url.clone(),
         store: StoreOptions::default(),
     }

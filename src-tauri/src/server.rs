@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::http::dashboard::{self, Access, DashboardState};
 use crate::http::ingest::{self, IngestState};
+use crate::http::listener::{self, ConnectionLimits};
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
 
@@ -31,6 +32,8 @@ pub struct ServeOptions {
     /// How long a sender may take to send its body before it is answered 408: a stalled
     /// sender holds nothing but its own connection.
     pub body_timeout: Duration,
+    /// Header deadline and size cap for connections to the ingest listener.
+    pub connection_limits: ConnectionLimits,
     /// The public URL platforms reach the ingest listener at (the tunnel's), for the URLs the
     /// dashboard shows.
     pub public_url: Option<String>,
@@ -171,8 +174,7 @@ impl Server {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(
-            ingest_listener,
-            ingest_app,
+            (ingest_listener, ingest_app, options.connection_limits),
             dashboard_listener,
             dashboard_app,
             stopped,
@@ -237,8 +239,7 @@ impl Server {
 
 /// Serves both listeners until `stopped` fires, then lets each finish its open requests.
 async fn serve_both(
-    ingest: TcpListener,
-    ingest_app: axum::Router,
+    (ingest, ingest_app, limits): (TcpListener, axum::Router, ConnectionLimits),
     dashboard: TcpListener,
     dashboard_app: axum::Router,
     stopped: oneshot::Receiver<()>,
@@ -247,19 +248,15 @@ async fn serve_both(
     let on_stop = |mut signal: tokio::sync::broadcast::Receiver<()>| async move {
         let _ = signal.recv().await;
     };
-    let ingest =
-        axum::serve(ingest, ingest_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
+    let ingest = listener::serve(ingest, ingest_app, limits, on_stop(stop_all.subscribe()));
     let dashboard =
         axum::serve(dashboard, dashboard_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
     let relay = async move {
         let _ = stopped.await;
         let _ = stop_all.send(());
     };
-    let (ingest, dashboard, ()) =
-        tokio::join!(ingest.into_future(), dashboard.into_future(), relay);
-    for (name, result) in [("ingest", ingest), ("dashboard", dashboard)] {
-        if let Err(error) = result {
-            tracing::error!(%error, "the {name} listener failed");
-        }
+    let ((), dashboard, ()) = tokio::join!(ingest, dashboard.into_future(), relay);
+    if let Err(error) = dashboard {
+        tracing::error!(%error, "the dashboard listener failed");
     }
 }

@@ -2,7 +2,9 @@
 //! platform, and helpers to post webhooks and read the journal back.
 #![allow(dead_code)]
 
+pub mod reliability;
 pub mod scenario;
+pub mod tables;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ pub struct TestApp {
 pub struct AppOptions {
     pub body_limit: usize,
     pub body_timeout: std::time::Duration,
+    pub connection_limits: rollcall::http::listener::ConnectionLimits,
     pub store: StoreOptions,
 }
 
@@ -40,6 +43,7 @@ impl Default for AppOptions {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             body_timeout: std::time::Duration::from_secs(60),
+            connection_limits: Default::default(),
             store: StoreOptions::default(),
         }
     }
@@ -67,6 +71,7 @@ pub async fn start_in(
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         body_limit: options.body_limit,
         body_timeout: options.body_timeout,
+        connection_limits: options.connection_limits,
         public_url: None,
         store: options.store,
     };

@@ -1,0 +1,133 @@
+//! A disk that fills up: on a real, small filesystem (a tmpfs mounted for the test), ingest
+//! answers 503 with Retry-After once nothing more fits, keeps nothing half-written, and takes
+//! deliveries again by itself as soon as space is freed, without a restart.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{answer, start_in, AppOptions};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped. Mounting needs root,
+/// which the test machines (and CI) have.
+struct SmallDisk {
+    mount_point: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let parent = tempfile::tempdir().unwrap();
+        let mount_point = parent.path().join("disk");
+        std::fs::create_dir(&mount_point).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount_point)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs failed: this test needs root (as in CI)"
+        );
+        SmallDisk {
+            mount_point,
+            _parent: parent,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount_point
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount_point)
+            .status();
+    }
+}
+
+/// Fills the filesystem with a ballast file until a write fails; returns its path.
+fn fill(disk: &Path) -> PathBuf {
+    use std::io::Write;
+    let ballast = disk.join("ballast");
+    let mut file = std::fs::File::create(&ballast).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).and_then(|()| file.flush()).is_ok() {}
+    ballast
+}
+
+fn registrant(n: usize, pad: usize) -> String {
+    format!(
+        r#"{{"name":"Person {n}","email":"p{n}@example.com","webinar":"Disk","webinarId":"disk","pad":"{}"}}"#,
+        "x".repeat(pad)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_then_resumes_by_itself_when_space_returns() {
+    let disk = SmallDisk::mount("16m");
+    let dir = tempfile::tempdir_in(disk.path()).unwrap();
+    let sources = support::add_sources(&rollcall::store::database_path(dir.path()));
+    let app = start_in(dir, sources, AppOptions::default()).await;
+    let trigger = Some("webinar.completed.all");
+
+    let mut acknowledged = Vec::new();
+    let (status, receipt) = answer(app.post("tagmango", trigger, registrant(0, 100)).await).await;
+    assert_eq!(status, 200);
+    acknowledged.push(receipt["delivery"].as_i64().unwrap());
+
+    let ballast = fill(disk.path());
+    let mut refused = 0;
+    for n in 1..40 {
+        let response = app.post("tagmango", trigger, registrant(n, 60_000)).await;
+        let retry_after = response.headers().contains_key("retry-after");
+        let (status, receipt) = answer(response).await;
+        match status {
+            200 => acknowledged.push(receipt["delivery"].as_i64().unwrap()),
+            503 => {
+                assert!(retry_after, "a 503 tells the platform when to retry");
+                assert_eq!(receipt["error"], "unavailable", "{receipt}");
+                refused += 1;
+            }
+            other => panic!("delivery {n} on a full disk answered {other}: {receipt}"),
+        }
+    }
+    assert!(refused > 0, "the full disk refused deliveries");
+
+    std::fs::remove_file(ballast).unwrap();
+    for n in 100..110 {
+        let (status, receipt) =
+            answer(app.post("tagmango", trigger, registrant(n, 60_000)).await).await;
+        assert_eq!(status, 200, "space is back, delivery {n}: {receipt}");
+        acknowledged.push(receipt["delivery"].as_i64().unwrap());
+    }
+
+    let db = app.db();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    for id in &acknowledged {
+        let found: i64 = db
+            .query_row("SELECT count(*) FROM deliveries WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged delivery {id}");
+    }
+    let stored = app.count("SELECT count(*) FROM deliveries");
+    assert_eq!(
+        stored as usize,
+        acknowledged.len(),
+        "what was refused left nothing behind"
+    );
+    let orphan_facts = app
+        .count("SELECT count(*) FROM facts WHERE delivery_id NOT IN (SELECT id FROM deliveries)");
+    assert_eq!(orphan_facts, 0);
+    drop(db);
+    app.stop().await;
+}
