@@ -230,7 +230,8 @@ async fn post_signed(
 #[tokio::test]
 async fn goto_signatures_are_verified_against_every_active_key() {
     let app = spawn_app().await;
-    let ts = "2024-01-02T03:04:06.000Z";
+    let now = chrono::Utc::now().to_rfc3339();
+    let ts = now.as_str();
     let body = goto_registrant("evt-signed");
     for key in GOTO_KEYS {
         let good = signature::sign(key, ts, body.as_bytes());
@@ -239,6 +240,7 @@ async fn goto_signatures_are_verified_against_every_active_key() {
         assert!(receipt["delivery"].is_i64());
     }
     let good = signature::sign(GOTO_KEYS[0], ts, body.as_bytes());
+    let old_signature = signature::sign(GOTO_KEYS[0], "2024-01-02T03:04:07.000Z", body.as_bytes());
     let wrong_key = signature::sign("not-a-key-of-this-source", ts, body.as_bytes());
     let reserialized =
         serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&body).unwrap())
@@ -255,6 +257,12 @@ async fn goto_signatures_are_verified_against_every_active_key() {
             Some("2024-01-02T03:04:07.000Z"),
             Some(good.as_str()),
             "altered timestamp",
+        ),
+        (
+            body.as_str(),
+            Some("2024-01-02T03:04:07.000Z"),
+            Some(old_signature.as_str()),
+            "replayed from long ago",
         ),
         (
             reserialized.as_str(),
@@ -293,6 +301,45 @@ async fn goto_signatures_are_verified_against_every_active_key() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_signed_delivery_outside_the_replay_window_is_refused_with_the_reason() {
+    let app = spawn_app_with(AppOptions {
+        replay_window: signature::ReplayWindow::from_secs(300),
+        ..AppOptions::default()
+    })
+    .await;
+    let body = goto_registrant("evt-replayed");
+    let now = chrono::Utc::now();
+    let stale = [
+        (now - chrono::Duration::minutes(6))
+            .timestamp_millis()
+            .to_string(),
+        (now + chrono::Duration::minutes(6)).timestamp().to_string(),
+        (now - chrono::Duration::hours(2)).to_rfc3339(),
+    ];
+    for ts in &stale {
+        let signed = signature::sign(GOTO_KEYS[1], ts, body.as_bytes());
+        let (status, answer) = post_signed(&app, &body, Some(ts), Some(&signed)).await;
+        assert_eq!(status, 401, "{ts}");
+        assert_eq!(answer["error"], "bad_signature");
+        assert!(
+            answer["message"].as_str().unwrap().contains("replay"),
+            "{answer}"
+        );
+    }
+    let fresh = (now - chrono::Duration::minutes(4))
+        .timestamp_millis()
+        .to_string();
+    let signed = signature::sign(GOTO_KEYS[1], &fresh, body.as_bytes());
+    let (status, _) = post_signed(&app, &body, Some(&fresh), Some(&signed)).await;
+    assert_eq!(status, 200, "inside the window");
+    // The same delivery again inside the window: kept as a duplicate, counted once.
+    let (status, receipt) = post_signed(&app, &body, Some(&fresh), Some(&signed)).await;
+    assert_eq!(status, 200);
+    assert_eq!(receipt["status"], "duplicate", "{receipt}");
+    assert_eq!(app.count("SELECT count(*) FROM deliveries"), 2);
 }
 
 #[tokio::test]
@@ -427,6 +474,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
         body_timeout: std::time::Duration::from_secs(60),
         connection_limits: Default::default(),
+        replay_window: Default::default(),
         store,
     };
     let server = rollcall::server::Server::start(&serve).await.unwrap();

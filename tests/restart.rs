@@ -57,7 +57,7 @@ fn crash_load_body(
     n: usize,
 ) -> (&'static str, Option<&'static str>, String) {
     let who = format!("{round}.{sender}.{n}");
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         let body = serde_json::json!({
             "eventName": "registrant.added", "eventKey": format!("crash-{}", who),
             "firstName": "P", "lastName": who, "email": format!("g{who}@example.com"),
@@ -111,7 +111,7 @@ async fn crash_load(
                     url = format!("{url}/{trigger}");
                 }
                 // A GoTo retry: the same event again, as the platform resends it.
-                let copies = if platform == "gotowebinar" && n % 2 == 0 {
+                let copies = if platform == "gotowebinar" && n.is_multiple_of(2) {
                     2
                 } else {
                     1
@@ -245,7 +245,7 @@ async fn a_crash_loop_loses_nothing_acknowledged_and_projects_like_a_clean_reind
         .unwrap();
     support::reliability::record(
         "crash_loop",
-        serde_json::json!({
+        &serde_json::json!({
             "crashes": rounds,
             "deliveries_sent": all.sent.values().sum::<usize>(),
             "deliveries_acknowledged": all.acknowledged.values().map(Vec::len).sum::<usize>(),

@@ -18,6 +18,7 @@ use crate::hookup;
 use crate::http::ingest::DEFAULT_BODY_LIMIT;
 use crate::http::listener::ConnectionLimits;
 use crate::server::{ServeOptions, Server};
+use crate::signature::ReplayWindow;
 use crate::store::journal::{self, DeliveryFilter, NewDelivery, Prepared, Status, Via};
 use crate::store::sources::{self, Source};
 use crate::store::{database_path, open_read_only, open_writer, StoreOptions};
@@ -82,6 +83,10 @@ pub struct ServeArgs {
     /// Seconds a sender may take to send a request's headers (slow senders are cut off)
     #[arg(long, default_value_t = 10)]
     pub header_timeout_secs: u64,
+    /// Seconds a GoTo signature's timestamp may be off the receipt time before the delivery
+    /// is refused as a replay (0: no limit)
+    #[arg(long, default_value_t = ReplayWindow::DEFAULT_SECS)]
+    pub replay_window_secs: u64,
     /// The public URL the platforms reach this receiver at (your tunnel's URL)
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -266,6 +271,7 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
             header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
             ..ConnectionLimits::default()
         },
+        replay_window: ReplayWindow::from_secs(args.replay_window_secs),
         public_url: args.public_url.clone(),
         store: StoreOptions::default(),
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::http::dashboard::{self, Access, DashboardState};
 use crate::http::ingest::{self, IngestState};
 use crate::http::listener::{self, ConnectionLimits};
+use crate::signature::ReplayWindow;
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
 
@@ -34,6 +35,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// Header deadline and size cap for connections to the ingest listener.
     pub connection_limits: ConnectionLimits,
+    /// How far a GoTo signature's timestamp may be from the receipt time.
+    pub replay_window: ReplayWindow,
     /// The public URL platforms reach the ingest listener at (the tunnel's), for the URLs the
     /// dashboard shows.
     pub public_url: Option<String>,
@@ -161,6 +164,7 @@ impl Server {
             reads: reads.clone(),
             body_limit: options.body_limit,
             body_timeout: options.body_timeout,
+            replay_window: options.replay_window,
         });
         let hook_base_url = options
             .public_url

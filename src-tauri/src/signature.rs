@@ -2,9 +2,16 @@
 //! base64(HMAC-SHA256(secret key, `X-Webhook-Signature-Timestamp` + ":" + raw body)). GoTo lets
 //! keys be rotated, so a delivery is accepted when it matches any of the source's keys. The
 //! comparison is constant-time (`Mac::verify_slice`).
+//!
+//! Replays: a signed delivery whose timestamp lies outside a window around the receipt time is
+//! refused. GoTo does not document the timestamp's format, so ISO 8601 and epoch seconds or
+//! milliseconds are read, and a timestamp in none of these is let through on its signature
+//! alone: refusing it would refuse every real delivery. Replays inside the window are
+//! harmless: the event key makes them duplicates, recorded and never counted twice.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -19,6 +26,69 @@ pub enum SignatureError {
     Malformed,
     #[error("the signature matches none of this source's secret keys")]
     Mismatch,
+    #[error(
+        "the delivery was signed at {signed_at}, more than {window_secs} s from this receiver's \
+         clock: refused as a replay (if it is genuine, check the computer's clock)"
+    )]
+    Stale { signed_at: String, window_secs: i64 },
+}
+
+/// How far from the receipt time a signature's timestamp may be; `None` accepts any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayWindow(pub Option<chrono::Duration>);
+
+impl Default for ReplayWindow {
+    fn default() -> Self {
+        Self::from_secs(Self::DEFAULT_SECS)
+    }
+}
+
+impl ReplayWindow {
+    /// A day: long enough for the platform's retries after a laptop slept through the night,
+    /// short enough that a captured delivery cannot be replayed for ever.
+    pub const DEFAULT_SECS: u64 = 24 * 60 * 60;
+
+    pub fn from_secs(secs: u64) -> Self {
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX / 1000);
+        Self((secs > 0).then(|| chrono::Duration::seconds(secs)))
+    }
+
+    /// Refuses `timestamp` when it reads as a time outside the window around `received_at`.
+    pub fn check(
+        self,
+        timestamp: Option<&str>,
+        received_at: DateTime<Utc>,
+    ) -> Result<(), SignatureError> {
+        let (Some(window), Some(text)) = (self.0, timestamp) else {
+            return Ok(());
+        };
+        let Some(signed_at) = read_timestamp(text) else {
+            return Ok(());
+        };
+        if (received_at - signed_at).abs() > window {
+            return Err(SignatureError::Stale {
+                signed_at: signed_at.to_rfc3339(),
+                window_secs: window.num_seconds(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Epoch seconds, epoch milliseconds (13 digits and more) or ISO 8601 with an offset.
+fn read_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+        let number: i64 = text.parse().ok()?;
+        return if text.len() >= 13 {
+            DateTime::from_timestamp_millis(number)
+        } else {
+            DateTime::from_timestamp(number, 0)
+        };
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Checks a GoTo delivery against the source's secret keys.
@@ -88,5 +158,43 @@ mod tests {
             verify(&keys, None, Some(&good), body),
             Err(SignatureError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused_in_every_format_read() {
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let window = ReplayWindow::from_secs(300);
+        for fresh in [
+            "1795435200",
+            "1795435200000",
+            "2026-11-23T12:04:00Z",
+            "2026-11-23T13:00:00+01:00",
+        ] {
+            assert_eq!(window.check(Some(fresh), now), Ok(()), "{fresh}");
+        }
+        for stale in [
+            "1795434000",
+            "1795435800000",
+            "2026-11-23T11:54:59Z",
+            "2026-11-22T12:00:00Z",
+        ] {
+            assert!(
+                matches!(
+                    window.check(Some(stale), now),
+                    Err(SignatureError::Stale { .. })
+                ),
+                "{stale}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_timestamp_formats_and_a_disabled_window_let_the_signature_decide() {
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let window = ReplayWindow::from_secs(300);
+        for unknown in ["", "yesterday", "23/11/2026 12:00", "-5"] {
+            assert_eq!(window.check(Some(unknown), now), Ok(()), "{unknown:?}");
+        }
+        assert_eq!(ReplayWindow::from_secs(0).check(Some("1"), now), Ok(()));
     }
 }

@@ -35,6 +35,7 @@ pub struct AppOptions {
     pub body_limit: usize,
     pub body_timeout: std::time::Duration,
     pub connection_limits: rollcall::http::listener::ConnectionLimits,
+    pub replay_window: rollcall::signature::ReplayWindow,
     pub store: StoreOptions,
 }
 
@@ -44,6 +45,7 @@ impl Default for AppOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             body_timeout: std::time::Duration::from_secs(60),
             connection_limits: Default::default(),
+            replay_window: Default::default(),
             store: StoreOptions::default(),
         }
     }
@@ -72,6 +74,7 @@ pub async fn start_in(
         body_limit: options.body_limit,
         body_timeout: options.body_timeout,
         connection_limits: options.connection_limits,
+        replay_window: options.replay_window,
         public_url: None,
         store: options.store,
     };

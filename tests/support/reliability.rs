@@ -10,7 +10,7 @@ pub fn figures_dir() -> PathBuf {
 }
 
 /// Records the figures of the test `name`, replacing those of its previous run.
-pub fn record(name: &str, figures: serde_json::Value) {
+pub fn record(name: &str, figures: &serde_json::Value) {
     let dir = figures_dir();
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
         let text = serde_json::to_string_pretty(&serde_json::json!({

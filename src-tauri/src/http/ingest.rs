@@ -35,6 +35,7 @@ pub struct IngestState {
     pub reads: ReadPool,
     pub body_limit: usize,
     pub body_timeout: std::time::Duration,
+    pub replay_window: signature::ReplayWindow,
 }
 
 pub fn router(state: IngestState) -> Router {
@@ -131,19 +132,22 @@ async fn receive(
         .map_err(|_| IngestError::Timeout {
             secs: state.body_timeout.as_secs(),
         })??;
+    let received_at = Utc::now();
     if !source.secret_keys.is_empty() {
+        let timestamp = header_text(&headers, signature::TIMESTAMP_HEADER);
         signature::verify(
             &source.secret_keys,
-            header_text(&headers, signature::TIMESTAMP_HEADER),
+            timestamp,
             header_text(&headers, signature::SIGNATURE_HEADER),
             &body,
         )?;
+        state.replay_window.check(timestamp, received_at)?;
     }
     let delivery = NewDelivery {
         platform,
         source_id: Some(source.id),
         trigger,
-        received_at: Utc::now(),
+        received_at,
         via: Via::Webhook,
         content_type: header_text(&headers, header::CONTENT_TYPE.as_str()).map(str::to_owned),
         headers: kept_headers(&headers),
