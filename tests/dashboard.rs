@@ -674,3 +674,67 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
     .expect("the lock is released when the first stops");
     again.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_the_dashboard_is_whole_while_webhooks_keep_arriving() {
+    let app = scenario_app().await;
+    let url = app.hook_url("tagmango", Some("webinar.completed.all"));
+    let sending = tokio::spawn({
+        let client = app.client.clone();
+        async move {
+            for n in 0..200 {
+                let body = format!(
+                    r#"{{"name":"B{n}","email":"b{n}@example.com","webinar":"Backup","webinarId":"bk"}}"#
+                );
+                let response = client.post(&url).body(body).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }
+    });
+    let mut files = Vec::new();
+    for _ in 0..3 {
+        let (status, backup) =
+            answer(app.api(Method::POST, "/api/backup").send().await.unwrap()).await;
+        assert_eq!(status, 200, "{backup}");
+        let file = std::path::PathBuf::from(backup["file"].as_str().unwrap());
+        assert_eq!(file.parent().unwrap(), app.dir.path().join("backups"));
+        let copy = rusqlite::Connection::open(&file).unwrap();
+        let integrity: String = copy
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let deliveries: i64 = copy
+            .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(deliveries, backup["deliveries"].as_i64().unwrap());
+        let facts_without_delivery: i64 = copy
+            .query_row(
+                "SELECT count(*) FROM facts WHERE delivery_id NOT IN (SELECT id FROM deliveries)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            facts_without_delivery, 0,
+            "the copy is one consistent moment"
+        );
+        files.push(file);
+    }
+    sending.await.unwrap();
+    files.dedup();
+    assert_eq!(files.len(), 3, "each backup is a new file");
+    let cross_site = app
+        .api(Method::POST, "/api/backup")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let without_token = app
+        .client
+        .post(format!("http://{}/api/backup", app.dashboard))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_token.status(), 401);
+}

@@ -596,25 +596,11 @@ fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
 /// stopping the writer.
 fn backup(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let path = database_path(data_dir);
-    if !path.exists() {
-        bail!("no Rollcall database in {}", data_dir.display());
-    }
-    if file.exists() {
-        bail!(
-            "{} already exists; Rollcall never overwrites a file with a backup",
-            file.display()
-        );
-    }
-    let conn = open_read_only(&path, &StoreOptions::default())?;
-    let target = file
-        .to_str()
-        .context("the backup file's name is not valid UTF-8")?;
-    conn.execute("VACUUM INTO ?1", [target])
-        .with_context(|| format!("could not write the backup to {}", file.display()))?;
-    let copy = open_read_only(file, &StoreOptions::default())?;
-    let deliveries: i64 =
-        copy.query_row("SELECT count(*) FROM deliveries", [], |row| row.get(0))?;
-    println!("Backed up {deliveries} deliveries to {}.", file.display());
+    let backup = crate::store::backup::backup(&path, file)?;
+    println!(
+        "Backed up {} deliveries to {}.",
+        backup.deliveries, backup.file
+    );
     println!(
         "To restore: stop Rollcall, then copy it to {} (or start with --data-dir on a folder \
          holding it as {}).",

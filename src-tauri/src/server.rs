@@ -175,6 +175,7 @@ impl Server {
             writer: writer.clone(),
             access: access.clone(),
             hook_base_url,
+            data_dir: options.data_dir.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(

@@ -307,6 +307,20 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await page.getByTestId('delivery-status-filter').selectOption('');
   });
 
+  test('"Back up now" writes a whole copy and says where it is', async () => {
+    await page.getByTestId('nav-deliveries').click();
+    const { counts } = await api.json('/api/deliveries?limit=1');
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    await page.getByTestId('backup').click();
+    const result = page.getByTestId('backup-result');
+    await result.waitFor();
+    const text = await result.textContent();
+    assert.match(text, /backups\/rollcall-\d{8}-\d{6}\.\d{3}\.sqlite3/);
+    const deliveries = Number(text.match(/Backed up ([\d,.\s]+) deliveries/)[1].replace(/\D/g, ''));
+    assert.ok(deliveries >= total, `${deliveries} deliveries in the copy, ${total} before`);
+    await shot('backup');
+  });
+
   test('people: Priya is one person across GoTo and BigMarker', async () => {
     await page.getByTestId('nav-people').click();
     await page.getByTestId('people-search').fill('priya');

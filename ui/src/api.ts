@@ -1,6 +1,6 @@
 // The one typed client for the Rollcall dashboard API (same origin; the login cookie goes along).
 import type {
-  ApiErrorBody, Changes, DeliveryDetail, DeliveryList, DeliveryStatus, Meta, NewSource, PeopleInWebinar,
+  ApiErrorBody, Backup, Changes, DeliveryDetail, DeliveryList, DeliveryStatus, Meta, NewSource, PeopleInWebinar,
   PersonLine, PersonReport, Receipt, ReindexReport, SourceView, Timeline, WebinarList, WebinarReport,
 } from './types';
 
@@ -155,6 +155,10 @@ export class Api {
   }
   removeSource(id: number): Promise<void> {
     return this.request('DELETE', `sources/${seg(id)}`);
+  }
+  /** A consistent copy of the database into the data directory's backups folder. */
+  backup(): Promise<Backup> {
+    return this.request('POST', 'backup');
   }
   /** A CSV download link (same origin: a plain anchor carries the cookie). */
   exportUrl(kind: ExportKind, p: { webinar?: string; session?: string | null; excel?: boolean } = {}): string {

@@ -1,6 +1,7 @@
 // The API's types, generated from the Rust structs by ts-rs (cargo test writes ./bindings).
 // Re-exported here only so imports stay short: never edit or copy them.
 export type { ApiErrorBody } from './bindings/ApiErrorBody';
+export type { Backup } from './bindings/Backup';
 export type { Changes } from './bindings/Changes';
 export type { DeliveryDetail } from './bindings/DeliveryDetail';
 export type { DeliveryList } from './bindings/DeliveryList';

@@ -22,6 +22,7 @@ use crate::hookup::{self, HookUrl};
 use crate::report::attendance::{self, Audience};
 use crate::report::export::{self, CsvOptions, Export};
 use crate::report::{self, people, timeline, webinars, Scope, Zone};
+use crate::store::backup::{self, Backup};
 use crate::store::journal::{self, DeliveryFilter, Status};
 use crate::store::sources::{self, Source};
 
@@ -415,6 +416,18 @@ pub async fn add_source(
     })
     .await?;
     Ok(Json(view(&state, source)))
+}
+
+/// Takes a backup into the data directory's `backups/` folder while webhooks keep arriving.
+pub async fn backup(State(state): State<DashboardState>) -> ApiResult<Backup> {
+    let data_dir = state.data_dir.clone();
+    let taken = tokio::task::spawn_blocking(move || backup::backup_into_data_dir(&data_dir))
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    taken.map(Json).map_err(|error| {
+        tracing::error!(%error, "a backup from the dashboard failed");
+        ApiError::Unavailable(error.to_string())
+    })
 }
 
 pub async fn rotate_source(

@@ -35,6 +35,8 @@ pub struct DashboardState {
     /// Where the platforms should send webhooks: the tunnel's public URL, or the ingest
     /// listener's own address until there is one.
     pub hook_base_url: String,
+    /// The data directory, where backups taken from the dashboard go.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The dashboard's credentials for this launch: a session token and a one-time login code.
@@ -167,6 +169,7 @@ pub fn router(state: DashboardState) -> Router {
             axum::routing::delete(api::remove_source),
         )
         .route("/api/export/{kind}", get(api::export))
+        .route("/api/backup", post(api::backup))
         .route("/api/events", get(api::events))
         .fallback(api_not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
