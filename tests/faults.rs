@@ -128,6 +128,13 @@ async fn a_full_disk_answers_503_then_resumes_by_itself_when_space_returns() {
     let orphan_facts = app
         .count("SELECT count(*) FROM facts WHERE delivery_id NOT IN (SELECT id FROM deliveries)");
     assert_eq!(orphan_facts, 0);
+    support::reliability::record(
+        "disk_full",
+        &serde_json::json!({
+            "refused_with_503": refused, "acknowledged": acknowledged.len(),
+            "acknowledged_found": acknowledged.len(), "stored": stored,
+        }),
+    );
     drop(db);
     app.stop().await;
 }

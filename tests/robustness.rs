@@ -42,7 +42,9 @@ fn bad_inputs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
 #[tokio::test]
 async fn malformed_bodies_are_kept_answered_200_and_quarantined_with_a_reason() {
     let app = spawn_app().await;
-    for (case, body, reason) in bad_inputs() {
+    let cases = bad_inputs();
+    let tried = cases.len();
+    for (case, body, reason) in cases {
         let (status, receipt) = answer(app.post("gotowebinar", None, body.clone()).await).await;
         assert_eq!(status, 200, "{case}");
         assert_eq!(receipt["status"], "quarantined", "{case}");
@@ -65,6 +67,10 @@ async fn malformed_bodies_are_kept_answered_200_and_quarantined_with_a_reason() 
         app.count("SELECT count(*) FROM webinars"),
         0,
         "nothing was projected"
+    );
+    support::reliability::record(
+        "malformed_bodies",
+        &serde_json::json!({ "bad_inputs_tried": tried, "kept_and_quarantined": tried }),
     );
 }
 
