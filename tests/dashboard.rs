@@ -141,6 +141,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         body_limit: 1024,
         body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
+        tunnel: None,
         store: Default::default(),
     };
     let error = rollcall::server::Server::start(&options)
@@ -650,6 +651,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         body_limit: 1024,
         body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
+        tunnel: None,
         store: Default::default(),
     };
     let error = rollcall::server::Server::start(&options)

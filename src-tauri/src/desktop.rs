@@ -16,7 +16,7 @@ struct Receiver(Mutex<Option<Server>>);
 
 /// Runs the desktop app until its window is closed.
 pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
-    let options = serve_options(data_dir, args);
+    let options = serve_options(data_dir, args)?;
     let app = tauri::Builder::default()
         // First, so a second launch on the same data directory hands over and exits before it
         // starts a receiver of its own.

@@ -68,6 +68,7 @@ pub async fn start_in(
         body_limit: options.body_limit,
         body_timeout: options.body_timeout,
         public_url: None,
+        tunnel: None,
         store: options.store,
     };
     let server = Server::start(&serve).await.expect("server starts");
