@@ -4,13 +4,14 @@
 //! purpose: anything headless mode also needs lives outside this file.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tauri::{Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 
 use crate::cli::{serve_options, ServeArgs};
 use crate::server::Server;
+use crate::tunnel::shell::ShellSpawner;
 
 struct Receiver(Mutex<Option<Server>>);
 
@@ -28,7 +29,9 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         )
         .plugin(tauri_plugin_shell::init())
         .setup(move |app| {
-            let server = tauri::async_runtime::block_on(Server::start(&options))?;
+            // The tunnel program runs through the shell plugin; stopping the server kills it.
+            let spawner = Arc::new(ShellSpawner(app.handle().clone()));
+            let server = tauri::async_runtime::block_on(Server::start_with(&options, spawner))?;
             let login = server
                 .dashboard_access()
                 .login_url()
