@@ -173,8 +173,11 @@ pub enum Said {
 /// asked before trusting a URL read from the output.
 pub struct Probe {
     pub url: String,
-    pub read: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub read: Box<ReadProbe>,
 }
+
+/// Reads the public URL from a probe's answer, if it has one yet.
+pub type ReadProbe = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// How to start a tunnel once.
 pub struct Launch {
