@@ -155,6 +155,23 @@ async fn the_tunnel_comes_up_carries_a_test_delivery_survives_its_death_and_dies
 
     // The tunnel dies: it is reported down, restarted, and its new URL announced as changed,
     // with every source listed for re-pointing.
+    // The dashboard's event stream tells of it as it happens.
+    let mut events = app.api(Method::GET, "/api/events").send().await.unwrap();
+    let told_down = tokio::spawn(async move {
+        let mut seen = String::new();
+        let reading = async {
+            while let Ok(Some(chunk)) = events.chunk().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains("event: tunnel") && seen.contains(r#""state":"down""#) {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(Duration::from_secs(30), reading)
+            .await
+            .unwrap_or(false)
+    });
     let first_pid = up["pid"].as_i64().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first_pid as i32),
@@ -179,6 +196,7 @@ async fn the_tunnel_comes_up_carries_a_test_delivery_survives_its_death_and_dies
         app.sources.len()
     );
     assert!(!alive(first_pid));
+    assert!(told_down.await.unwrap(), "no tunnel event said it was down");
     assert_eq!(self_test(&app, "livestorm").await["passed"], true);
 
     // The restart button starts it once more.
