@@ -292,3 +292,53 @@ fn a_killed_rollcall_takes_its_tunnel_program_with_it() {
     });
     assert!(gone, "the tunnel program outlived a killed Rollcall");
 }
+
+#[test]
+fn tunnel_options_a_provider_needs_are_asked_for_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "serve",
+                "--ingest-bind",
+                "127.0.0.1:0",
+                "--dashboard-bind",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let cases: [(&[&str], &str); 4] = [
+        (&["--tunnel", "custom"], "--tunnel-command"),
+        (
+            &[
+                "--tunnel",
+                "custom",
+                "--tunnel-command",
+                "bore local {port}",
+            ],
+            "--tunnel-url-pattern",
+        ),
+        (
+            &[
+                "--tunnel",
+                "custom",
+                "--tunnel-command",
+                "x",
+                "--tunnel-url-pattern",
+                "(",
+            ],
+            "not a valid regex",
+        ),
+        (&["--tunnel", "wormhole"], "invalid value 'wormhole'"),
+    ];
+    for (args, expected) in cases {
+        let output = serve(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -71,6 +71,10 @@ pub enum TunnelError {
     MissingPattern,
     #[error("--tunnel-url-pattern is not a valid regex: {0}")]
     BadPattern(#[from] regex::Error),
+    #[error(
+        "--tunnel-program does not apply to --tunnel custom: name the program in --tunnel-command"
+    )]
+    ProgramWithCustom,
     #[error("--ngrok-domain {0:?} is not a domain name (give it without https://)")]
     BadDomain(String),
     #[error("could not start {program}: {source}")]
@@ -113,6 +117,9 @@ impl TunnelConfig {
             }
             if url_pattern.is_none() {
                 return Err(TunnelError::MissingPattern);
+            }
+            if program.is_some() {
+                return Err(TunnelError::ProgramWithCustom);
             }
         }
         if let Some(domain) = &ngrok_domain {
@@ -356,6 +363,14 @@ mod tests {
         let bad = custom(Some("bore"), Some("(")).unwrap_err().to_string();
         assert!(bad.contains("--tunnel-url-pattern"), "{bad}");
         assert!(custom(Some("bore"), Some("https://\\S+")).is_ok());
+        let with_program = TunnelConfig::new(
+            ProviderKind::Custom,
+            Some("bore".into()),
+            Some("bore local {port}".into()),
+            Some("x"),
+            None,
+        );
+        assert!(matches!(with_program, Err(TunnelError::ProgramWithCustom)));
     }
 
     #[test]

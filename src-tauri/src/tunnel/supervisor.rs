@@ -174,10 +174,9 @@ impl Supervisor {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let mut launch = self.provider.launch(self.target);
+            // (Refused with `custom` when configured: its program is in its command.)
             if let Some(program) = &self.program {
-                if self.provider.kind() != ProviderKind::Custom {
-                    launch.command.program.clone_from(program);
-                }
+                launch.command.program.clone_from(program);
             }
             let program = launch.command.program.clone();
             let ended = if installed(&program) {
