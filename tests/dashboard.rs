@@ -143,6 +143,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         connection_limits: Default::default(),
         replay_window: Default::default(),
         public_url: None,
+        tunnel: None,
         store: Default::default(),
     };
     let error = rollcall::server::Server::start(&options)
@@ -654,6 +655,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         connection_limits: Default::default(),
         replay_window: Default::default(),
         public_url: None,
+        tunnel: None,
         store: Default::default(),
     };
     let error = rollcall::server::Server::start(&options)

@@ -471,6 +471,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         ingest_bind: "127.0.0.1:0".parse().unwrap(),
         dashboard_bind: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
+        tunnel: None,
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
         body_timeout: std::time::Duration::from_secs(60),
         connection_limits: Default::default(),

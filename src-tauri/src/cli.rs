@@ -21,7 +21,8 @@ use crate::server::{ServeOptions, Server};
 use crate::signature::ReplayWindow;
 use crate::store::journal::{self, DeliveryFilter, NewDelivery, Prepared, Status, Via};
 use crate::store::sources::{self, Source};
-use crate::store::{database_path, open_read_only, open_writer, StoreOptions};
+use crate::store::{database_path, open_read_only, open_writer, ReadPool, StoreOptions};
+use crate::tunnel::{ProviderKind, TunnelConfig, TunnelReport, TunnelStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +91,21 @@ pub struct ServeArgs {
     /// The public URL the platforms reach this receiver at (your tunnel's URL)
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Start a tunnel to the webhook listener and use its public URL
+    #[arg(long, value_enum, env = "ROLLCALL_TUNNEL")]
+    pub tunnel: Option<ProviderKind>,
+    /// Run this tunnel program instead of the usual one (a path, or a name on PATH)
+    #[arg(long, requires = "tunnel")]
+    pub tunnel_program: Option<PathBuf>,
+    /// For --tunnel custom: the command to run; {port} is the webhook listener's port
+    #[arg(long, requires = "tunnel")]
+    pub tunnel_command: Option<String>,
+    /// For --tunnel custom: a regex matching the public URL in the command's output
+    #[arg(long, requires = "tunnel")]
+    pub tunnel_url_pattern: Option<String>,
+    /// For --tunnel ngrok: your static domain (e.g. rollcall.ngrok.app), so the URL never changes
+    #[arg(long, requires = "tunnel")]
+    pub ngrok_domain: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -260,8 +276,20 @@ fn has_display() -> bool {
         || cfg!(any(target_os = "macos", target_os = "windows"))
 }
 
-pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
-    ServeOptions {
+pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ServeOptions> {
+    let tunnel = args
+        .tunnel
+        .map(|kind| {
+            TunnelConfig::new(
+                kind,
+                args.tunnel_program.clone(),
+                args.tunnel_command.clone(),
+                args.tunnel_url_pattern.as_deref(),
+                args.ngrok_domain.clone(),
+            )
+        })
+        .transpose()?;
+    Ok(ServeOptions {
         data_dir: data_dir.to_owned(),
         ingest_bind: args.ingest_bind,
         dashboard_bind: args.dashboard_bind,
@@ -273,31 +301,79 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> ServeOptions {
         },
         replay_window: ReplayWindow::from_secs(args.replay_window_secs),
         public_url: args.public_url.clone(),
+        tunnel,
         store: StoreOptions::default(),
-    }
+    })
 }
 
 fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
     runtime.block_on(async {
-        let server = Server::start(&serve_options(data_dir, args)).await?;
+        let server = Server::start(&serve_options(data_dir, args)?).await?;
         let addr = server.ingest_addr();
-        let public = args
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+        let public = server.public_url().current();
         println!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
         if let Some(login) = server.dashboard_access().login_url() {
             println!("Dashboard: {login}");
         }
         println!("Data directory: {}", data_dir.display());
         let listed = server.reads().with(sources::list)?;
-        print_sources(&public, &listed);
+        if args.tunnel.is_some() {
+            println!("Starting the tunnel; the sources' URLs follow once it is up.");
+            tokio::spawn(print_tunnel(
+                server.public_url().subscribe(),
+                server.reads().clone(),
+            ));
+        } else {
+            print_sources(&public, &listed);
+        }
         wait_for_stop().await;
         println!("Stopping: answering in-flight deliveries...");
         server.stop().await;
         anyhow::Ok(())
     })
+}
+
+/// Prints the tunnel's changes as they happen: its URL with every source's hook URLs, loudly
+/// when the URL differs from last time, and how to install a missing program.
+async fn print_tunnel(mut tunnel: tokio::sync::watch::Receiver<TunnelReport>, reads: ReadPool) {
+    let mut shown = None;
+    loop {
+        let report = tunnel.borrow_and_update().clone();
+        let status = std::mem::discriminant(&report.status);
+        if shown != Some((status, report.url.clone())) {
+            shown = Some((status, report.url.clone()));
+            print_tunnel_status(&report, &reads);
+        }
+        if tunnel.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn print_tunnel_status(report: &TunnelReport, reads: &ReadPool) {
+    match &report.status {
+        TunnelStatus::Up { url } => {
+            println!("\nTunnel up: {url} (pointing at this receiver's webhook listener)");
+            if let Some(previous) = report.previous_url.as_deref().filter(|_| report.changed) {
+                let rule = "!".repeat(78);
+                println!("\n{rule}\nTHE PUBLIC URL CHANGED: it was {previous}\nRe-point EVERY platform below to its new URLs, or their webhooks will be lost.\n{rule}");
+            }
+            match reads.with(sources::list) {
+                Ok(listed) => print_sources(url, &listed),
+                Err(error) => eprintln!("could not list the sources: {error}"),
+            }
+        }
+        TunnelStatus::NotInstalled {
+            program,
+            how_to_install,
+        } => println!("\nThe tunnel program {program} is not installed. {how_to_install}"),
+        TunnelStatus::Down {
+            reason,
+            retry_in_secs,
+        } => println!("\nTunnel down: {reason}; retrying in {retry_in_secs} s"),
+        TunnelStatus::Starting | TunnelStatus::Off => {}
+    }
 }
 
 async fn wait_for_stop() {

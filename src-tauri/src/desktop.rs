@@ -4,19 +4,20 @@
 //! purpose: anything headless mode also needs lives outside this file.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tauri::{Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 
 use crate::cli::{serve_options, ServeArgs};
 use crate::server::Server;
+use crate::tunnel::shell::ShellSpawner;
 
 struct Receiver(Mutex<Option<Server>>);
 
 /// Runs the desktop app until its window is closed.
 pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
-    let options = serve_options(data_dir, args);
+    let options = serve_options(data_dir, args)?;
     let app = tauri::Builder::default()
         // First, so a second launch on the same data directory hands over and exits before it
         // starts a receiver of its own.
@@ -28,7 +29,9 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         )
         .plugin(tauri_plugin_shell::init())
         .setup(move |app| {
-            let server = tauri::async_runtime::block_on(Server::start(&options))?;
+            // The tunnel program runs through the shell plugin; stopping the server kills it.
+            let spawner = Arc::new(ShellSpawner(app.handle().clone()));
+            let server = tauri::async_runtime::block_on(Server::start_with(&options, spawner))?;
             let login = server
                 .dashboard_access()
                 .login_url()

@@ -9,6 +9,8 @@ pub mod hookup;
 pub mod http;
 pub mod platforms;
 pub mod report;
+pub mod selftest;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod tunnel;

@@ -16,9 +16,14 @@ use std::sync::Arc;
 use crate::http::dashboard::{self, Access, DashboardState};
 use crate::http::ingest::{self, IngestState};
 use crate::http::listener::{self, ConnectionLimits};
+use crate::selftest::SelfTestKey;
 use crate::signature::ReplayWindow;
+use crate::store::tunnel_urls;
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
+use crate::tunnel::process::TokioSpawner;
+use crate::tunnel::supervisor::{Pending, Spawner};
+use crate::tunnel::{ProviderKind, PublicUrl, Tunnel, TunnelConfig, TunnelReport, UrlMemory};
 
 /// How long in-flight requests get to finish once a stop is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,6 +45,8 @@ pub struct ServeOptions {
     /// The public URL platforms reach the ingest listener at (the tunnel's), for the URLs the
     /// dashboard shows.
     pub public_url: Option<String>,
+    /// A tunnel to start towards the ingest listener.
+    pub tunnel: Option<TunnelConfig>,
     pub store: StoreOptions,
 }
 
@@ -132,14 +139,26 @@ pub struct Server {
     access: Arc<Access>,
     writer: Writer,
     reads: ReadPool,
+    public: PublicUrl,
+    tunnel: Option<Tunnel>,
     stop: oneshot::Sender<()>,
     serving: JoinHandle<()>,
     writer_thread: WriterThread,
 }
 
 impl Server {
-    /// Opens the store and starts listening; returns once requests can be served.
+    /// Opens the store and starts listening; returns once requests can be served. A tunnel,
+    /// if asked for, runs its program with `tokio::process`.
     pub async fn start(options: &ServeOptions) -> Result<Server, ServerError> {
+        Server::start_with(options, Arc::new(TokioSpawner)).await
+    }
+
+    /// As [`Server::start`], running the tunnel's program through `spawner` (the desktop app
+    /// passes tauri-plugin-shell's).
+    pub async fn start_with(
+        options: &ServeOptions,
+        spawner: Arc<dyn Spawner>,
+    ) -> Result<Server, ServerError> {
         let mut lock = DataDirLock::take(&options.data_dir)?;
         let path = database_path(&options.data_dir);
         let store_options = options.store.clone();
@@ -159,23 +178,37 @@ impl Server {
         ));
         let reads = ReadPool::new(&path, options.store.clone());
         let access = Arc::new(Access::new(dashboard_addr));
+        let self_test = Arc::new(SelfTestKey::new());
         let ingest_app = ingest::router(IngestState {
             writer: writer.clone(),
             reads: reads.clone(),
             body_limit: options.body_limit,
             body_timeout: options.body_timeout,
             replay_window: options.replay_window,
+            self_test: self_test.clone(),
         });
-        let hook_base_url = options
+        let fallback_url = options
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{ingest_addr}"));
+        // The tunnel points at the port the ingest listener actually bound (port 0 in tests).
+        let tunnel = options.tunnel.as_ref().map(|config| {
+            let memory = Arc::new(StoreMemory(writer.clone()));
+            Tunnel::start(config, ingest_addr, spawner, memory)
+        });
+        let public = match &tunnel {
+            Some(tunnel) => PublicUrl::new(fallback_url, tunnel.subscribe()),
+            None => PublicUrl::fixed(fallback_url),
+        };
         let dashboard_app = dashboard::router(DashboardState {
             reads: reads.clone(),
             writer: writer.clone(),
             access: access.clone(),
-            hook_base_url,
             data_dir: options.data_dir.clone(),
+            public: public.clone(),
+            tunnel: tunnel.as_ref().map(Tunnel::control),
+            self_test,
+            http: reqwest::Client::new(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(
@@ -191,10 +224,22 @@ impl Server {
             access,
             writer,
             reads,
+            public,
+            tunnel,
             stop,
             serving,
             writer_thread,
         })
+    }
+
+    /// Where platforms should send webhooks now, and the tunnel's state and changes.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public
+    }
+
+    /// The tunnel's report as of now ([`TunnelReport::off`] without a tunnel).
+    pub fn tunnel(&self) -> TunnelReport {
+        self.public.tunnel()
     }
 
     pub fn ingest_addr(&self) -> SocketAddr {
@@ -226,8 +271,13 @@ impl Server {
             mut serving,
             writer,
             writer_thread,
+            tunnel,
             ..
         } = self;
+        // The tunnel first: no new deliveries arrive while the listeners drain.
+        if let Some(tunnel) = tunnel {
+            tunnel.stop().await;
+        }
         let _ = stop.send(());
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut serving)
             .await
@@ -263,5 +313,25 @@ async fn serve_both(
     let ((), dashboard, ()) = tokio::join!(ingest, dashboard.into_future(), relay);
     if let Err(error) = dashboard {
         tracing::error!(%error, "the dashboard listener failed");
+    }
+}
+
+/// Remembers each provider's URL in the store, on the writer thread.
+struct StoreMemory(Writer);
+
+impl UrlMemory for StoreMemory {
+    fn remember(&self, provider: ProviderKind, url: String) -> Pending<Option<String>> {
+        let writer = self.0.clone();
+        Box::pin(async move {
+            let remembered = writer
+                .run(move |conn| {
+                    tunnel_urls::remember(conn, provider.as_str(), &url, chrono::Utc::now())
+                })
+                .await;
+            remembered.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not remember the tunnel's URL");
+                None
+            })
+        })
     }
 }

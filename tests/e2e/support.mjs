@@ -148,14 +148,14 @@ export async function addSource(dataDir, platform, label, publicUrl, extra = [])
 }
 
 /**
- * Starts `rollcall serve` on `dataDir` with free ports; resolves once it printed its URLs.
+ * Starts `rollcall serve` on `dataDir` with free ports (and `args`); resolves once it printed its URLs.
  * Returns { child, ingestBase, dashboardBase, loginUrl, hookUrls, stdout(), stderr(), stop() }.
  */
-export async function startServe(dataDir, { timeout = 30_000, env = {} } = {}) {
+export async function startServe(dataDir, { timeout = 30_000, env = {}, args = [] } = {}) {
   const child = track(
     spawn(
       BIN,
-      ['--data-dir', dataDir, 'serve', '--ingest-bind', '127.0.0.1:0', '--dashboard-bind', '127.0.0.1:0'],
+      ['--data-dir', dataDir, 'serve', '--ingest-bind', '127.0.0.1:0', '--dashboard-bind', '127.0.0.1:0', ...args],
       { env: { ...process.env, RUST_LOG: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     ),
   );

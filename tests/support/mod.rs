@@ -77,6 +77,7 @@ pub async fn start_in(
         connection_limits: options.connection_limits,
         replay_window: options.replay_window,
         public_url: None,
+        tunnel: None,
         store: options.store,
     };
     let server = Server::start(&serve).await.expect("server starts");

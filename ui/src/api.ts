@@ -1,7 +1,8 @@
 // The one typed client for the Rollcall dashboard API (same origin; the login cookie goes along).
 import type {
   ApiErrorBody, Backup, Changes, DeliveryDetail, DeliveryList, DeliveryStatus, Meta, NewSource, PeopleInWebinar,
-  PersonLine, PersonReport, Receipt, ReindexReport, SourceView, Timeline, WebinarList, WebinarReport,
+  PersonLine, PersonReport, Receipt, ReindexReport, SelfTestResult, SourceView, Timeline, TunnelView, WebinarList,
+  WebinarReport,
 } from './types';
 
 export type { Changes };
@@ -163,6 +164,17 @@ export class Api {
   /** A CSV download link (same origin: a plain anchor carries the cookie). */
   exportUrl(kind: ExportKind, p: { webinar?: string; session?: string | null; excel?: boolean } = {}): string {
     return this.url(`export/${kind}.csv`, { webinar: p.webinar, session: p.session, excel: p.excel ? 'true' : undefined });
+  }
+  /** The tunnel: status, public URL, and the sources to re-point when the URL changed. */
+  tunnel(): Promise<TunnelView> {
+    return this.request('GET', 'tunnel');
+  }
+  restartTunnel(): Promise<void> {
+    return this.request('POST', 'tunnel/restart');
+  }
+  /** Sends a test delivery for a source through the public URL and reports the round trip. */
+  selfTest(sourceId: number): Promise<SelfTestResult> {
+    return this.request('POST', 'self-test', {}, { source_id: sourceId });
   }
   eventsUrl(): string {
     return '/api/events';

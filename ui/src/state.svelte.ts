@@ -27,6 +27,8 @@ class Live {
   /** Bumped on every event; screens watch it together with `last`. */
   version = $state(0);
   last = $state<Changes | null>(null);
+  /** Bumped on every `tunnel` event (status, URL or output changed). */
+  tunnelVersion = $state(0);
   private source: EventSource | null = null;
   private retry: ReturnType<typeof setTimeout> | null = null;
   private delay = 1000;
@@ -49,6 +51,9 @@ class Live {
       } catch {
         /* a malformed event: ignore it */
       }
+    });
+    es.addEventListener('tunnel', () => {
+      this.tunnelVersion += 1;
     });
     es.onerror = () => {
       this.connected = false;

@@ -29,7 +29,7 @@ use crate::store::sources::{self, Source};
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Runs a read on a pooled read-only connection, off the async runtime.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     state: &DashboardState,
     query: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -105,7 +105,7 @@ pub async fn meta(State(state): State<DashboardState>) -> Json<Meta> {
     Json(Meta {
         version: env!("CARGO_PKG_VERSION"),
         time_zone: Zone::machine().name(),
-        hook_base_url: state.hook_base_url,
+        hook_base_url: state.hook_base_url(),
         platforms: Platform::ALL
             .iter()
             .map(|p| PlatformMeta {
@@ -378,11 +378,11 @@ pub struct SourceView {
     hook_urls: Vec<HookUrl>,
 }
 
-fn view(state: &DashboardState, source: Source) -> SourceView {
+pub(super) fn view(state: &DashboardState, source: Source) -> SourceView {
     SourceView {
         platform_name: source.platform.display_name(),
         secret_keys: source.secret_keys.len(),
-        hook_urls: hookup::hook_urls(&state.hook_base_url, &source),
+        hook_urls: hookup::hook_urls(&state.hook_base_url(), &source),
         source,
     }
 }
@@ -582,7 +582,25 @@ impl Changes {
     }
 }
 
-/// Server-sent events: `changes` with what was committed since the last event.
+/// `tunnel` events: the tunnel's report each time it changes (status, URL, output).
+async fn tunnel_events(
+    mut tunnel: tokio::sync::watch::Receiver<crate::tunnel::TunnelReport>,
+    events: mpsc::Sender<Result<Event, Infallible>>,
+) {
+    while tunnel.changed().await.is_ok() {
+        let report = tunnel.borrow_and_update().clone();
+        let event = Event::default()
+            .event("tunnel")
+            .json_data(&report)
+            .unwrap_or_default();
+        if events.send(Ok(event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Server-sent events: `changes` with what was committed since the last event, and `tunnel`
+/// when the tunnel's status or URL changes.
 pub async fn events(
     State(state): State<DashboardState>,
 ) -> Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>> {
@@ -590,6 +608,7 @@ pub async fn events(
     let (events, stream) = mpsc::channel::<Result<Event, Infallible>>(4);
     // Something at once, so the client (and any proxy) sees the stream open.
     let _ = events.try_send(Ok(Event::default().comment("connected")));
+    tokio::spawn(tunnel_events(state.public.subscribe(), events.clone()));
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {

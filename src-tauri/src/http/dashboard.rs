@@ -19,9 +19,11 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::{api, assets};
+use super::{api, assets, tunnel};
+use crate::selftest::SelfTestKey;
 use crate::store::writer::Writer;
 use crate::store::ReadPool;
+use crate::tunnel::{PublicUrl, TunnelControl};
 
 /// The session cookie the login link sets.
 pub const SESSION_COOKIE: &str = "rollcall_session";
@@ -32,11 +34,25 @@ pub struct DashboardState {
     pub reads: ReadPool,
     pub writer: Writer,
     pub access: Arc<Access>,
-    /// Where the platforms should send webhooks: the tunnel's public URL, or the ingest
-    /// listener's own address until there is one.
-    pub hook_base_url: String,
     /// The data directory, where backups taken from the dashboard go.
     pub data_dir: std::path::PathBuf,
+    /// Where the platforms should send webhooks: the tunnel's public URL while it is up, else
+    /// `--public-url`, else the ingest listener's own address. Subscribe to it to learn of a
+    /// changed tunnel URL.
+    pub public: PublicUrl,
+    /// Restarts the tunnel, when there is one.
+    pub tunnel: Option<TunnelControl>,
+    /// This launch's self-test marker, shared with the ingest router.
+    pub self_test: Arc<SelfTestKey>,
+    /// Sends test deliveries through the public URL.
+    pub http: reqwest::Client,
+}
+
+impl DashboardState {
+    /// The base of hook URLs at this moment.
+    pub fn hook_base_url(&self) -> String {
+        self.public.current()
+    }
 }
 
 /// The dashboard's credentials for this launch: a session token and a one-time login code.
@@ -171,6 +187,9 @@ pub fn router(state: DashboardState) -> Router {
         .route("/api/export/{kind}", get(api::export))
         .route("/api/backup", post(api::backup))
         .route("/api/events", get(api::events))
+        .route("/api/tunnel", get(tunnel::show))
+        .route("/api/tunnel/restart", post(tunnel::restart))
+        .route("/api/self-test", post(tunnel::self_test))
         .fallback(api_not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

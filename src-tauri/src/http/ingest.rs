@@ -18,6 +18,7 @@ use chrono::Utc;
 
 use super::error::IngestError;
 use crate::facts::Platform;
+use crate::selftest::{self, SelfTestKey};
 use crate::signature;
 use crate::store::journal::{NewDelivery, Prepared, Receipt, Via};
 use crate::store::sources::{self, Rejection, Source};
@@ -36,6 +37,8 @@ pub struct IngestState {
     pub body_limit: usize,
     pub body_timeout: std::time::Duration,
     pub replay_window: signature::ReplayWindow,
+    /// This launch's self-test marker: deliveries carrying it are journaled as tests.
+    pub self_test: std::sync::Arc<SelfTestKey>,
 }
 
 pub fn router(state: IngestState) -> Router {
@@ -148,7 +151,14 @@ async fn receive(
         source_id: Some(source.id),
         trigger,
         received_at,
-        via: Via::Webhook,
+        via: if state
+            .self_test
+            .matches(header_text(&headers, selftest::MARKER_HEADER))
+        {
+            Via::SelfTest
+        } else {
+            Via::Webhook
+        },
         content_type: header_text(&headers, header::CONTENT_TYPE.as_str()).map(str::to_owned),
         headers: kept_headers(&headers),
         body,
@@ -232,7 +242,10 @@ fn kept_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             let wanted = matches!(name, "content-type" | "content-length" | "user-agent")
                 || name.starts_with("x-")
                 || name.starts_with("cf-");
-            wanted && !SECRET_HINTS.iter().any(|hint| name.contains(hint))
+            // The self-test marker is a secret of this launch; `via` records what it meant.
+            wanted
+                && name != selftest::MARKER_HEADER
+                && !SECRET_HINTS.iter().any(|hint| name.contains(hint))
         })
         .filter_map(|(name, value)| {
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))

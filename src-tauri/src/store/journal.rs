@@ -24,6 +24,9 @@ use crate::platforms::{self, Delivery, ParseError, Understanding};
 pub enum Via {
     Webhook,
     Import,
+    /// Sent by Rollcall itself through the tunnel ("Send a test delivery"): journaled and
+    /// shown, never counted in reports.
+    SelfTest,
 }
 
 impl Via {
@@ -31,6 +34,7 @@ impl Via {
         match self {
             Via::Webhook => "webhook",
             Via::Import => "import",
+            Via::SelfTest => "self_test",
         }
     }
 }
@@ -77,7 +81,16 @@ impl Prepared {
     pub fn new(delivery: NewDelivery) -> Prepared {
         let input = delivery.as_parser_input();
         let body_sha256 = hex::encode(Sha256::digest(&delivery.body));
-        let identity = identity(&input);
+        // A test delivery never shares an identity with a real one, so it can neither be taken
+        // for a duplicate of a real delivery nor displace one.
+        let identity = match delivery.via {
+            Via::SelfTest => format!(
+                "{}:self-test:{body_sha256}:{}",
+                delivery.platform,
+                format_time(&delivery.received_at)
+            ),
+            _ => identity(&input),
+        };
         let understanding = platforms::parse(&input);
         Prepared {
             delivery,
@@ -240,9 +253,17 @@ fn set_status(
     Ok(())
 }
 
+/// Why a test delivery is not in the reports.
+pub const SELF_TEST_DETAIL: &str =
+    "a test delivery sent through the tunnel by \"Send a test delivery\": not counted in reports";
+
 /// Projects a recorded delivery and sets its status. A projection failure quarantines the
 /// delivery (its partial writes undone) instead of losing it or failing its batch.
 fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
+    if prepared.delivery.via == Via::SelfTest {
+        set_status(conn, id, Status::Ignored, Some(SELF_TEST_DETAIL), None)?;
+        return Ok(Status::Ignored);
+    }
     let (facts, observed_at, warnings) = match &prepared.understanding {
         Err(error) => {
             set_status(
@@ -391,10 +412,10 @@ fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
             source_id,
             trigger,
             received_at: parse_time(&received_at).ok_or_else(|| corrupt("received_at"))?,
-            via: if via == "import" {
-                Via::Import
-            } else {
-                Via::Webhook
+            via: match via.as_str() {
+                "import" => Via::Import,
+                "self_test" => Via::SelfTest,
+                _ => Via::Webhook,
             },
             content_type,
             headers: serde_json::from_str(&headers)?,

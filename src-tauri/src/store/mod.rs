@@ -10,6 +10,7 @@ mod connection;
 pub mod journal;
 pub mod projection;
 pub mod sources;
+pub mod tunnel_urls;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
