@@ -138,3 +138,60 @@ async fn a_full_disk_answers_503_then_resumes_by_itself_when_space_returns() {
     drop(db);
     app.stop().await;
 }
+
+/// Sends a request head and the first half of its body, leaving the rest for later.
+async fn half_sent(addr: std::net::SocketAddr, path: &str, body: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..body.len() / 2]).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_lets_deliveries_in_flight_finish_and_a_stalled_sender_cannot_hold_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = support::spawn_app().await;
+    let path = format!(
+        "/hooks/tagmango/{}/webinar.completed.all",
+        app.source("tagmango").token
+    );
+    let bodies: Vec<String> = (0..20).map(|n| registrant(n, 10)).collect();
+    let mut in_flight = Vec::new();
+    for body in &bodies {
+        in_flight.push(half_sent(app.addr, &path, body).await);
+    }
+    let _stalled = half_sent(app.addr, &path, &registrant(99, 10)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let db = app.db();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut answered = 0;
+    for (stream, body) in in_flight.iter_mut().zip(&bodies) {
+        stream.write_all(&body.as_bytes()[body.len() / 2..]).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        answered += 1;
+    }
+    let _data_dir = tokio::time::timeout(std::time::Duration::from_secs(60), stopping)
+        .await
+        .expect("the stalled sender does not hold the stop beyond its grace period")
+        .unwrap();
+    for body in &bodies {
+        let stored: i64 = db
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE body = ?1",
+                [body.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 1, "the delivery answered during the stop is committed");
+    }
+    assert_eq!(answered, bodies.len());
+}

@@ -386,6 +386,7 @@ fn attendees(
             })
         }
     };
+    super::check_people_count("attendees", entries.len())?;
     let mut webinars = Webinars::default();
     let mut warnings = Warnings::default();
     let mut people = Vec::with_capacity(entries.len());
@@ -1075,6 +1076,15 @@ mod tests {
             warnings[0].contains("attendees[0].last_leave_time"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn a_list_beyond_the_people_limit_is_refused_with_the_count() {
+        let entry = r#"{"email":"a@x.co","conference_id":"c"}"#;
+        let count = crate::platforms::MAX_PEOPLE_PER_DELIVERY + 1;
+        let body = format!(r#"{{"attendees":[{}]}}"#, vec![entry; count].join(","));
+        let err = run(Some("attendee-data"), &body).unwrap_err();
+        assert!(err.to_string().contains("more than the 500000 allowed"), "{err}");
     }
 
     #[test]

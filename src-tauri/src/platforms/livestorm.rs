@@ -496,6 +496,8 @@ fn native(
         .as_ref()
         .ok_or_else(|| ParseError::MissingField("webinar".into()))?;
     let webinar = webinar_ref(&native.identify, "webinar.identify")?;
+    let listed = native.attendees.as_ref().map_or(0, |list| list.0.len());
+    super::check_people_count("webinar.attendees", listed)?;
     let session = native.room_link.as_deref().and_then(session_from_room_link);
     let mut warnings = Vec::new();
     let mut facts = vec![Fact::WebinarSeen {

@@ -93,6 +93,24 @@ pub enum ParseError {
     Invalid { field: String, message: String },
 }
 
+/// The most people one delivery may list. Generous: a 50,000-attendee BigMarker list is about
+/// 20 MiB, and the body limit stops anything much larger first. A list beyond it is kept and
+/// quarantined rather than projected in one enormous transaction.
+pub const MAX_PEOPLE_PER_DELIVERY: usize = 500_000;
+
+/// Refuses a list of people longer than [`MAX_PEOPLE_PER_DELIVERY`].
+pub(crate) fn check_people_count(field: &str, count: usize) -> Result<(), ParseError> {
+    if count > MAX_PEOPLE_PER_DELIVERY {
+        return Err(ParseError::Invalid {
+            field: field.to_owned(),
+            message: format!(
+                "{count} people in one delivery is more than the {MAX_PEOPLE_PER_DELIVERY} allowed"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Understands one delivery.
 pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
     match delivery.platform {
