@@ -142,6 +142,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
         store: Default::default(),
+        subscriptions: support::test_subscriptions(),
     };
     let error = rollcall::server::Server::start(&options)
         .await
@@ -651,6 +652,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         body_timeout: std::time::Duration::from_secs(60),
         public_url: None,
         store: Default::default(),
+        subscriptions: support::test_subscriptions(),
     };
     let error = rollcall::server::Server::start(&options)
         .await

@@ -427,6 +427,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         body_limit: rollcall::http::ingest::DEFAULT_BODY_LIMIT,
         body_timeout: std::time::Duration::from_secs(60),
         store,
+        subscriptions: support::test_subscriptions(),
     };
     let server = rollcall::server::Server::start(&serve).await.unwrap();
     let token = rusqlite::Connection::open(&db)

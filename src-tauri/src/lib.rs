@@ -12,3 +12,4 @@ pub mod report;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod subscriptions;

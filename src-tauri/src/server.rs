@@ -17,6 +17,7 @@ use crate::http::dashboard::{self, Access, DashboardState};
 use crate::http::ingest::{self, IngestState};
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
+use crate::subscriptions::{Hookup, SubscriptionOptions};
 
 /// How long in-flight requests get to finish once a stop is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -35,6 +36,8 @@ pub struct ServeOptions {
     /// dashboard shows.
     pub public_url: Option<String>,
     pub store: StoreOptions,
+    /// The platforms' subscription APIs and where their keys are kept.
+    pub subscriptions: SubscriptionOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,7 @@ pub struct Server {
     ingest_addr: SocketAddr,
     dashboard_addr: SocketAddr,
     access: Arc<Access>,
+    hookup: Arc<Hookup>,
     writer: Writer,
     reads: ReadPool,
     stop: oneshot::Sender<()>,
@@ -163,11 +167,21 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{ingest_addr}"));
+        let hookup = {
+            let (dir, writer, reads) = (options.data_dir.clone(), writer.clone(), reads.clone());
+            let subscriptions = options.subscriptions.clone();
+            // Probing the keychain is a blocking D-Bus call.
+            tokio::task::spawn_blocking(move || Hookup::new(&dir, writer, reads, &subscriptions))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        let hookup = Arc::new(hookup);
         let dashboard_app = dashboard::router(DashboardState {
             reads: reads.clone(),
             writer: writer.clone(),
             access: access.clone(),
             hook_base_url,
+            hookup: hookup.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(
@@ -182,6 +196,7 @@ impl Server {
             ingest_addr,
             dashboard_addr,
             access,
+            hookup,
             writer,
             reads,
             stop,
@@ -201,6 +216,13 @@ impl Server {
     /// The dashboard's credentials for this launch.
     pub fn dashboard_access(&self) -> &Access {
         &self.access
+    }
+
+    /// The automatic subscriptions: call `hookup().repoint_all(new_base)` (or
+    /// `public_url_changed`, which honours the organizer's auto re-point setting) when the
+    /// tunnel's public URL changes.
+    pub fn hookup(&self) -> &Arc<Hookup> {
+        &self.hookup
     }
 
     pub fn writer(&self) -> &Writer {

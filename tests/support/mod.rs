@@ -12,6 +12,7 @@ use rollcall::http::ingest::DEFAULT_BODY_LIMIT;
 use rollcall::server::{ServeOptions, Server};
 use rollcall::store::sources::{self, Source};
 use rollcall::store::{database_path, open_read_only, open_writer, StoreOptions};
+use rollcall::subscriptions::SubscriptionOptions;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
@@ -33,6 +34,15 @@ pub struct AppOptions {
     pub body_limit: usize,
     pub body_timeout: std::time::Duration,
     pub store: StoreOptions,
+    pub subscriptions: SubscriptionOptions,
+}
+
+/// Platform APIs as in production, but keys in the temp data dir, never the machine's keychain.
+pub fn test_subscriptions() -> SubscriptionOptions {
+    SubscriptionOptions {
+        use_keychain: false,
+        ..SubscriptionOptions::default()
+    }
 }
 
 impl Default for AppOptions {
@@ -41,6 +51,7 @@ impl Default for AppOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             body_timeout: std::time::Duration::from_secs(60),
             store: StoreOptions::default(),
+            subscriptions: test_subscriptions(),
         }
     }
 }
@@ -69,6 +80,7 @@ pub async fn start_in(
         body_timeout: options.body_timeout,
         public_url: None,
         store: options.store,
+        subscriptions: options.subscriptions,
     };
     let server = Server::start(&serve).await.expect("server starts");
     let addr = server.ingest_addr();

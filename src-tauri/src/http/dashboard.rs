@@ -19,7 +19,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::{api, assets};
+use super::{api, assets, subscriptions};
 use crate::store::writer::Writer;
 use crate::store::ReadPool;
 
@@ -35,6 +35,15 @@ pub struct DashboardState {
     /// Where the platforms should send webhooks: the tunnel's public URL, or the ingest
     /// listener's own address until there is one.
     pub hook_base_url: String,
+    /// Automatic webhook subscriptions and the platform API keys.
+    pub hookup: Arc<crate::subscriptions::Hookup>,
+}
+
+impl DashboardState {
+    /// The base of the URLs platforms must call, as of now (the tunnel may change it).
+    pub fn hook_base(&self) -> String {
+        self.hook_base_url.clone()
+    }
 }
 
 /// The dashboard's credentials for this launch: a session token and a one-time login code.
@@ -165,6 +174,25 @@ pub fn router(state: DashboardState) -> Router {
         .route(
             "/api/sources/{id}",
             axum::routing::delete(api::remove_source),
+        )
+        .route(
+            "/api/sources/{id}/credentials",
+            axum::routing::put(subscriptions::put_credential)
+                .delete(subscriptions::delete_credential),
+        )
+        .route(
+            "/api/sources/{id}/subscribe",
+            post(subscriptions::subscribe),
+        )
+        .route(
+            "/api/sources/{id}/subscriptions",
+            axum::routing::delete(subscriptions::unsubscribe),
+        )
+        .route("/api/subscriptions", get(subscriptions::list))
+        .route("/api/subscriptions/repoint", post(subscriptions::repoint))
+        .route(
+            "/api/subscriptions/settings",
+            axum::routing::put(subscriptions::put_settings),
         )
         .route("/api/export/{kind}", get(api::export))
         .route("/api/events", get(api::events))

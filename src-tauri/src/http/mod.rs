@@ -7,6 +7,7 @@ mod assets;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
+pub mod subscriptions;
 
 use axum::extract::{MatchedPath, Request};
 use tower_http::trace::TraceLayer;

@@ -9,6 +9,7 @@ mod connection;
 pub mod journal;
 pub mod projection;
 pub mod sources;
+pub mod subscriptions;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
