@@ -220,7 +220,8 @@ impl Server {
 
     /// The automatic subscriptions: call `hookup().repoint_all(new_base)` (or
     /// `public_url_changed`, which honours the organizer's auto re-point setting) when the
-    /// tunnel's public URL changes.
+    /// tunnel's public URL changes. It holds a handle on the writer: drop any clone of it
+    /// before `stop`, which waits for the writer's last handle.
     pub fn hookup(&self) -> &Arc<Hookup> {
         &self.hookup
     }
@@ -241,6 +242,7 @@ impl Server {
             mut serving,
             writer,
             writer_thread,
+            hookup,
             ..
         } = self;
         let _ = stop.send(());
@@ -252,6 +254,8 @@ impl Server {
             serving.abort();
             let _ = serving.await;
         }
+        // The writer thread stops once every handle on it is gone; the hookup holds one.
+        drop(hookup);
         drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     }

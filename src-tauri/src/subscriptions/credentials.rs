@@ -192,6 +192,12 @@ impl Credentials {
 
 /// Whether a keychain answers: a lookup of an entry that does not exist must say "no entry".
 fn keychain_answers(scope: &str) -> bool {
+    // Without a session bus there is no Secret Service, and asking would make libdbus try to
+    // autolaunch a bus of its own.
+    if cfg!(target_os = "linux") && std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        tracing::info!("no session bus: keys go to a file only you can read");
+        return false;
+    }
     let probe = keyring::Entry::new(KEYCHAIN_SERVICE, &format!("{scope}/probe"));
     match probe.map(|entry| entry.get_password()) {
         Ok(Ok(_)) | Ok(Err(keyring::Error::NoEntry)) => true,
