@@ -145,6 +145,7 @@ async fn the_dashboard_refuses_to_listen_beyond_loopback() {
         public_url: None,
         tunnel: None,
         store: Default::default(),
+        subscriptions: support::test_subscriptions(),
     };
     let error = rollcall::server::Server::start(&options)
         .await
@@ -657,6 +658,7 @@ async fn a_second_receiver_on_the_same_data_directory_is_refused_clearly() {
         public_url: None,
         tunnel: None,
         store: Default::default(),
+        subscriptions: support::test_subscriptions(),
     };
     let error = rollcall::server::Server::start(&options)
         .await

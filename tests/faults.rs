@@ -148,7 +148,10 @@ async fn half_sent(addr: std::net::SocketAddr, path: &str, body: &str) -> tokio:
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body.as_bytes()[..body.len() / 2]).await.unwrap();
+    stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .unwrap();
     stream
 }
 
@@ -173,7 +176,10 @@ async fn a_stop_lets_deliveries_in_flight_finish_and_a_stalled_sender_cannot_hol
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut answered = 0;
     for (stream, body) in in_flight.iter_mut().zip(&bodies) {
-        stream.write_all(&body.as_bytes()[body.len() / 2..]).await.unwrap();
+        stream
+            .write_all(&body.as_bytes()[body.len() / 2..])
+            .await
+            .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -191,7 +197,10 @@ async fn a_stop_lets_deliveries_in_flight_finish_and_a_stalled_sender_cannot_hol
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(stored, 1, "the delivery answered during the stop is committed");
+        assert_eq!(
+            stored, 1,
+            "the delivery answered during the stop is committed"
+        );
     }
     assert_eq!(answered, bodies.len());
 }

@@ -477,6 +477,7 @@ async fn a_full_disk_answers_503_and_nothing_is_half_written() {
         connection_limits: Default::default(),
         replay_window: Default::default(),
         store,
+        subscriptions: support::test_subscriptions(),
     };
     let server = rollcall::server::Server::start(&serve).await.unwrap();
     let token = rusqlite::Connection::open(&db)

@@ -41,6 +41,10 @@ async fn spawn_with_tunnel(program: &str) -> TestApp {
         body_timeout: Duration::from_secs(60),
         connection_limits: Default::default(),
         replay_window: Default::default(),
+        subscriptions: rollcall::subscriptions::SubscriptionOptions {
+            use_keychain: false,
+            ..Default::default()
+        },
         public_url: None,
         tunnel: Some(config),
         store: Default::default(),

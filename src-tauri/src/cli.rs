@@ -22,6 +22,7 @@ use crate::signature::ReplayWindow;
 use crate::store::journal::{self, DeliveryFilter, NewDelivery, Prepared, Status, Via};
 use crate::store::sources::{self, Source};
 use crate::store::{database_path, open_read_only, open_writer, ReadPool, StoreOptions};
+use crate::subscriptions::{PlatformApis, SubscriptionOptions};
 use crate::tunnel::{ProviderKind, TunnelConfig, TunnelReport, TunnelStatus};
 
 #[derive(Debug, Parser)]
@@ -106,6 +107,32 @@ pub struct ServeArgs {
     /// For --tunnel ngrok: your static domain (e.g. rollcall.ngrok.app), so the URL never changes
     #[arg(long, requires = "tunnel")]
     pub ngrok_domain: Option<String>,
+    /// Keep platform API keys in a file only you can read, never in the system keychain
+    #[arg(long, env = "ROLLCALL_NO_KEYCHAIN")]
+    pub no_keychain: bool,
+    /// TagMango API base URL (tests point it at a fake)
+    #[arg(long, env = "ROLLCALL_TAGMANGO_API", hide = true)]
+    pub tagmango_api: Option<String>,
+    /// Livestorm API base URL (tests point it at a fake)
+    #[arg(long, env = "ROLLCALL_LIVESTORM_API", hide = true)]
+    pub livestorm_api: Option<String>,
+    /// GoTo Webinar API base URL (tests point it at a fake)
+    #[arg(long, env = "ROLLCALL_GOTOWEBINAR_API", hide = true)]
+    pub gotowebinar_api: Option<String>,
+}
+
+impl ServeArgs {
+    fn subscription_options(&self) -> SubscriptionOptions {
+        let defaults = PlatformApis::default();
+        SubscriptionOptions {
+            apis: PlatformApis {
+                tagmango: self.tagmango_api.clone().unwrap_or(defaults.tagmango),
+                livestorm: self.livestorm_api.clone().unwrap_or(defaults.livestorm),
+                gotowebinar: self.gotowebinar_api.clone().unwrap_or(defaults.gotowebinar),
+            },
+            use_keychain: !self.no_keychain,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +330,7 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ServeO
         public_url: args.public_url.clone(),
         tunnel,
         store: StoreOptions::default(),
+        subscriptions: args.subscription_options(),
     })
 }
 

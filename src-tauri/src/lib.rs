@@ -13,4 +13,5 @@ pub mod selftest;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod subscriptions;
 pub mod tunnel;

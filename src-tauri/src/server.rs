@@ -21,6 +21,7 @@ use crate::signature::ReplayWindow;
 use crate::store::tunnel_urls;
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::{database_path, ReadPool, StoreError, StoreOptions};
+use crate::subscriptions::{Hookup, SubscriptionOptions};
 use crate::tunnel::process::TokioSpawner;
 use crate::tunnel::supervisor::{Pending, Spawner};
 use crate::tunnel::{ProviderKind, PublicUrl, Tunnel, TunnelConfig, TunnelReport, UrlMemory};
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     /// A tunnel to start towards the ingest listener.
     pub tunnel: Option<TunnelConfig>,
     pub store: StoreOptions,
+    /// The platforms' subscription APIs and where their keys are kept.
+    pub subscriptions: SubscriptionOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +140,7 @@ pub struct Server {
     ingest_addr: SocketAddr,
     dashboard_addr: SocketAddr,
     access: Arc<Access>,
+    hookup: Arc<Hookup>,
     writer: Writer,
     reads: ReadPool,
     public: PublicUrl,
@@ -200,6 +204,21 @@ impl Server {
             Some(tunnel) => PublicUrl::new(fallback_url, tunnel.subscribe()),
             None => PublicUrl::fixed(fallback_url),
         };
+        let hookup = {
+            let (dir, writer, reads) = (options.data_dir.clone(), writer.clone(), reads.clone());
+            let subscriptions = options.subscriptions.clone();
+            // Probing the keychain is a blocking D-Bus call.
+            tokio::task::spawn_blocking(move || Hookup::new(&dir, writer, reads, &subscriptions))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        let hookup = Arc::new(hookup);
+        if let Some(tunnel) = &tunnel {
+            tokio::spawn(repoint_when_the_url_changes(
+                tunnel.subscribe(),
+                Arc::downgrade(&hookup),
+            ));
+        }
         let dashboard_app = dashboard::router(DashboardState {
             reads: reads.clone(),
             writer: writer.clone(),
@@ -209,6 +228,7 @@ impl Server {
             tunnel: tunnel.as_ref().map(Tunnel::control),
             self_test,
             http: reqwest::Client::new(),
+            hookup: hookup.clone(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(
@@ -222,6 +242,7 @@ impl Server {
             ingest_addr,
             dashboard_addr,
             access,
+            hookup,
             writer,
             reads,
             public,
@@ -255,6 +276,14 @@ impl Server {
         &self.access
     }
 
+    /// The automatic subscriptions: call `hookup().repoint_all(new_base)` (or
+    /// `public_url_changed`, which honours the organizer's auto re-point setting) when the
+    /// tunnel's public URL changes. It holds a handle on the writer: drop any clone of it
+    /// before `stop`, which waits for the writer's last handle.
+    pub fn hookup(&self) -> &Arc<Hookup> {
+        &self.hookup
+    }
+
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -272,6 +301,7 @@ impl Server {
             writer,
             writer_thread,
             tunnel,
+            hookup,
             ..
         } = self;
         // The tunnel first: no new deliveries arrive while the listeners drain.
@@ -287,6 +317,8 @@ impl Server {
             serving.abort();
             let _ = serving.await;
         }
+        // The writer thread stops once every handle on it is gone; the hookup holds one.
+        drop(hookup);
         drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     }
@@ -313,6 +345,38 @@ async fn serve_both(
     let ((), dashboard, ()) = tokio::join!(ingest, dashboard.into_future(), relay);
     if let Err(error) = dashboard {
         tracing::error!(%error, "the dashboard listener failed");
+    }
+}
+
+/// Re-points the automatic subscriptions (if the organizer allowed it) each time the tunnel
+/// comes up at a URL other than the one it had. Holds the hookup weakly, so a stop is not kept
+/// waiting for this task; it ends with the tunnel.
+async fn repoint_when_the_url_changes(
+    mut reports: tokio::sync::watch::Receiver<TunnelReport>,
+    hookup: std::sync::Weak<Hookup>,
+) {
+    let mut repointed: Option<String> = None;
+    while reports.changed().await.is_ok() {
+        let url = {
+            let report = reports.borrow_and_update();
+            match report.live_url() {
+                Some(url) if report.changed && repointed.as_deref() != Some(url) => url.to_owned(),
+                _ => continue,
+            }
+        };
+        let Some(hookup) = hookup.upgrade() else {
+            return;
+        };
+        match hookup.public_url_changed(&url).await {
+            Ok(Some(report)) => tracing::warn!(
+                repointed = report.repointed,
+                failed = report.failed,
+                "the tunnel URL changed: automatic subscriptions re-pointed"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "could not re-point the subscriptions"),
+        }
+        repointed = Some(url);
     }
 }
 

@@ -27,6 +27,8 @@ echo "== e2e: dashboard in Chromium"
 node --test --test-reporter=spec tests/e2e/browser.test.mjs || status=1
 echo "== e2e: tunnel (fake cloudflared) in Chromium"
 node --test --test-reporter=spec tests/e2e/tunnel.test.mjs || status=1
+echo "== e2e: platform hookup in Chromium"
+node --test --test-reporter=spec tests/e2e/subscriptions.test.mjs || status=1
 echo "== e2e: desktop window under Xvfb"
 xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-reporter=spec tests/e2e/desktop.test.mjs || status=1
 echo "screenshots: tests/e2e/artifacts/"

@@ -15,6 +15,7 @@ use rollcall::http::ingest::DEFAULT_BODY_LIMIT;
 use rollcall::server::{ServeOptions, Server};
 use rollcall::store::sources::{self, Source};
 use rollcall::store::{database_path, open_read_only, open_writer, StoreOptions};
+use rollcall::subscriptions::SubscriptionOptions;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
@@ -38,6 +39,15 @@ pub struct AppOptions {
     pub connection_limits: rollcall::http::listener::ConnectionLimits,
     pub replay_window: rollcall::signature::ReplayWindow,
     pub store: StoreOptions,
+    pub subscriptions: SubscriptionOptions,
+}
+
+/// Platform APIs as in production, but keys in the temp data dir, never the machine's keychain.
+pub fn test_subscriptions() -> SubscriptionOptions {
+    SubscriptionOptions {
+        use_keychain: false,
+        ..SubscriptionOptions::default()
+    }
 }
 
 impl Default for AppOptions {
@@ -48,6 +58,7 @@ impl Default for AppOptions {
             connection_limits: Default::default(),
             replay_window: Default::default(),
             store: StoreOptions::default(),
+            subscriptions: test_subscriptions(),
         }
     }
 }
@@ -79,6 +90,7 @@ pub async fn start_in(
         public_url: None,
         tunnel: None,
         store: options.store,
+        subscriptions: options.subscriptions,
     };
     let server = Server::start(&serve).await.expect("server starts");
     let addr = server.ingest_addr();

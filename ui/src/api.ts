@@ -1,8 +1,8 @@
 // The one typed client for the Rollcall dashboard API (same origin; the login cookie goes along).
 import type {
   ApiErrorBody, Backup, Changes, DeliveryDetail, DeliveryList, DeliveryStatus, Meta, NewSource, PeopleInWebinar,
-  PersonLine, PersonReport, Receipt, ReindexReport, SelfTestResult, SourceView, Timeline, TunnelView, WebinarList,
-  WebinarReport,
+  PersonLine, PersonReport, Receipt, ReindexReport, RepointReport, SelfTestResult, SourceView, Subscription,
+  SubscriptionSettings, SubscriptionsOverview, Timeline, TunnelView, Unsubscribed, WebinarList, WebinarReport,
 } from './types';
 
 export type { Changes };
@@ -160,6 +160,28 @@ export class Api {
   /** A consistent copy of the database into the data directory's backups folder. */
   backup(): Promise<Backup> {
     return this.request('POST', 'backup');
+  }
+  /** Stores a source's API key or token (write-only: it is never read back). */
+  setCredential(id: number, secret: string): Promise<void> {
+    return this.request('PUT', `sources/${seg(id)}/credentials`, {}, { secret });
+  }
+  removeCredential(id: number): Promise<void> {
+    return this.request('DELETE', `sources/${seg(id)}/credentials`);
+  }
+  subscribe(id: number): Promise<Subscription[]> {
+    return this.request('POST', `sources/${seg(id)}/subscribe`);
+  }
+  unsubscribe(id: number): Promise<Unsubscribed> {
+    return this.request('DELETE', `sources/${seg(id)}/subscriptions`);
+  }
+  subscriptions(): Promise<SubscriptionsOverview> {
+    return this.request('GET', 'subscriptions');
+  }
+  repointAll(): Promise<RepointReport> {
+    return this.request('POST', 'subscriptions/repoint');
+  }
+  setSubscriptionSettings(s: SubscriptionSettings): Promise<SubscriptionSettings> {
+    return this.request('PUT', 'subscriptions/settings', {}, s);
   }
   /** A CSV download link (same origin: a plain anchor carries the cookie). */
   exportUrl(kind: ExportKind, p: { webinar?: string; session?: string | null; excel?: boolean } = {}): string {

@@ -25,6 +25,7 @@ use crate::report::{self, people, timeline, webinars, Scope, Zone};
 use crate::store::backup::{self, Backup};
 use crate::store::journal::{self, DeliveryFilter, Status};
 use crate::store::sources::{self, Source};
+use crate::store::subscriptions::{self, SilentWarning};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -376,6 +377,14 @@ pub struct SourceView {
     platform_name: &'static str,
     secret_keys: usize,
     hook_urls: Vec<HookUrl>,
+    /// Whether the platform has an API Rollcall can subscribe webhooks through.
+    api_subscriptions: bool,
+    /// Whether an API key or token is stored for it (the key itself is never sent).
+    credential_set: bool,
+    /// When its newest delivery arrived.
+    last_delivery_at: Option<String>,
+    /// Set when it used to receive and has been silent during a scheduled webinar.
+    silent: Option<SilentWarning>,
 }
 
 pub(super) fn view(state: &DashboardState, source: Source) -> SourceView {
@@ -383,13 +392,36 @@ pub(super) fn view(state: &DashboardState, source: Source) -> SourceView {
         platform_name: source.platform.display_name(),
         secret_keys: source.secret_keys.len(),
         hook_urls: hookup::hook_urls(&state.hook_base_url(), &source),
+        api_subscriptions: crate::subscriptions::api_events(source.platform).is_some(),
+        credential_set: false,
+        last_delivery_at: None,
+        silent: None,
         source,
     }
 }
 
 pub async fn sources(State(state): State<DashboardState>) -> ApiResult<Vec<SourceView>> {
-    let listed = read(&state, |conn| Ok(sources::list(conn)?)).await?;
-    Ok(Json(listed.into_iter().map(|s| view(&state, s)).collect()))
+    let now = chrono::Utc::now();
+    let listed = read(&state, move |conn| {
+        let mut listed = Vec::new();
+        for source in sources::list(conn)? {
+            let last = subscriptions::last_delivery(conn, source.id)?;
+            let silent = subscriptions::silent(conn, source.id, source.platform, now)?;
+            listed.push((source, last, silent));
+        }
+        Ok(listed)
+    })
+    .await?;
+    let mut views = Vec::with_capacity(listed.len());
+    for (source, last, silent) in listed {
+        let id = source.id;
+        let mut view = view(&state, source);
+        view.credential_set = view.api_subscriptions && state.hookup.has_credential(id).await?;
+        view.last_delivery_at = last;
+        view.silent = silent;
+        views.push(view);
+    }
+    Ok(Json(views))
 }
 
 #[derive(Debug, Deserialize, ts_rs::TS)]
@@ -442,6 +474,11 @@ pub async fn remove_source(
     State(state): State<DashboardState>,
     Path(id): Path<i64>,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    let known = read(&state, move |conn| Ok(sources::get(conn, id)?)).await?;
+    if known.is_some() {
+        // Its webhooks on the platform go first, while its key is still at hand.
+        state.hookup.forget_source(id).await;
+    }
     write(&state, move |conn| sources::remove(conn, id)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::{api, assets, tunnel};
+use super::{api, assets, subscriptions, tunnel};
 use crate::selftest::SelfTestKey;
 use crate::store::writer::Writer;
 use crate::store::ReadPool;
@@ -46,6 +46,8 @@ pub struct DashboardState {
     pub self_test: Arc<SelfTestKey>,
     /// Sends test deliveries through the public URL.
     pub http: reqwest::Client,
+    /// Automatic webhook subscriptions and the platform API keys.
+    pub hookup: Arc<crate::subscriptions::Hookup>,
 }
 
 impl DashboardState {
@@ -183,6 +185,25 @@ pub fn router(state: DashboardState) -> Router {
         .route(
             "/api/sources/{id}",
             axum::routing::delete(api::remove_source),
+        )
+        .route(
+            "/api/sources/{id}/credentials",
+            axum::routing::put(subscriptions::put_credential)
+                .delete(subscriptions::delete_credential),
+        )
+        .route(
+            "/api/sources/{id}/subscribe",
+            post(subscriptions::subscribe),
+        )
+        .route(
+            "/api/sources/{id}/subscriptions",
+            axum::routing::delete(subscriptions::unsubscribe),
+        )
+        .route("/api/subscriptions", get(subscriptions::list))
+        .route("/api/subscriptions/repoint", post(subscriptions::repoint))
+        .route(
+            "/api/subscriptions/settings",
+            axum::routing::put(subscriptions::put_settings),
         )
         .route("/api/export/{kind}", get(api::export))
         .route("/api/backup", post(api::backup))

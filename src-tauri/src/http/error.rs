@@ -82,6 +82,13 @@ pub enum ApiError {
     Unavailable(String),
     #[error("something went wrong inside Rollcall; the log has the details")]
     Internal,
+    /// A platform subscription API call failed, or its precondition is missing.
+    #[error("{message}")]
+    Subscription {
+        kind: &'static str,
+        status: StatusCode,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -93,6 +100,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Subscription { status, .. } => *status,
         }
     }
 
@@ -104,6 +112,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "internal",
+            ApiError::Subscription { kind, .. } => kind,
         }
     }
 }
@@ -112,7 +121,10 @@ impl ApiError {
 #[derive(Debug, serde::Serialize, ts_rs::TS)]
 #[ts(export)]
 pub struct ApiErrorBody {
-    /// `not_found`, `bad_request`, `unauthorized`, `forbidden`, `unavailable` or `internal`.
+    /// `not_found`, `bad_request`, `unauthorized`, `forbidden`, `unavailable` or `internal`;
+    /// for platform subscriptions also `unsupported`, `no_credentials`, `bad_credentials`,
+    /// `platform_refused`, `platform_unavailable`, `platform_unreachable`,
+    /// `platform_unexpected` and `credentials_unavailable`.
     pub kind: &'static str,
     /// A sentence to show the organizer as it is.
     pub message: String,
@@ -151,6 +163,37 @@ impl From<crate::store::StoreError> for ApiError {
                 tracing::error!(error = %error, "dashboard request failed");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+impl From<crate::subscriptions::SubscriptionError> for ApiError {
+    fn from(error: crate::subscriptions::SubscriptionError) -> Self {
+        use crate::subscriptions::credentials::CredentialError;
+        use crate::subscriptions::SubscriptionError::*;
+        if let Store(store) = error {
+            return store.into();
+        }
+        let status = match &error {
+            Store(_) | UnknownSource(_) => StatusCode::NOT_FOUND,
+            Unsupported { .. }
+            | NoCredential { .. }
+            | Rejected { .. }
+            | Credentials(CredentialError::Empty | CredentialError::Malformed) => {
+                StatusCode::BAD_REQUEST
+            }
+            Refused { .. } | PlatformDown { .. } | Unreachable { .. } | BadAnswer { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Credentials(_) => {
+                tracing::error!(%error, "the credential store failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        ApiError::Subscription {
+            kind: error.kind(),
+            status,
+            message: error.to_string(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod listener;
+pub mod subscriptions;
 pub mod tunnel;
 
 use axum::extract::{MatchedPath, Request};

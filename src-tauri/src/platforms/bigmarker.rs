@@ -1084,7 +1084,10 @@ mod tests {
         let count = crate::platforms::MAX_PEOPLE_PER_DELIVERY + 1;
         let body = format!(r#"{{"attendees":[{}]}}"#, vec![entry; count].join(","));
         let err = run(Some("attendee-data"), &body).unwrap_err();
-        assert!(err.to_string().contains("more than the 500000 allowed"), "{err}");
+        assert!(
+            err.to_string().contains("more than the 500000 allowed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod connection;
 pub mod journal;
 pub mod projection;
 pub mod sources;
+pub mod subscriptions;
 pub mod tunnel_urls;
 pub mod writer;
 

@@ -5,7 +5,10 @@
  */
 export type ApiErrorBody = { 
 /**
- * `not_found`, `bad_request`, `unauthorized`, `forbidden`, `unavailable` or `internal`.
+ * `not_found`, `bad_request`, `unauthorized`, `forbidden`, `unavailable` or `internal`;
+ * for platform subscriptions also `unsupported`, `no_credentials`, `bad_credentials`,
+ * `platform_refused`, `platform_unavailable`, `platform_unreachable`,
+ * `platform_unexpected` and `credentials_unavailable`.
  */
 kind: string, 
 /**
