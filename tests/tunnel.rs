@@ -13,8 +13,10 @@ use std::time::Duration;
 use reqwest::Method;
 use rollcall::server::{ServeOptions, Server};
 use rollcall::store::database_path;
+use rollcall::subscriptions::PlatformApis;
 use rollcall::tunnel::{ProviderKind, TunnelConfig};
 use serde_json::{json, Value};
+use support::fake_platforms::{FakePlatforms, LIVESTORM_TOKEN};
 use support::{add_sources, TestApp, SIGNED_GOTO};
 
 const FAKE_CLOUDFLARED: &str = concat!(
@@ -23,6 +25,10 @@ const FAKE_CLOUDFLARED: &str = concat!(
 );
 
 async fn spawn_with_tunnel(program: &str) -> TestApp {
+    spawn_with_tunnel_and_apis(program, PlatformApis::default()).await
+}
+
+async fn spawn_with_tunnel_and_apis(program: &str, apis: PlatformApis) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let sources = add_sources(&database_path(dir.path()));
     let config = TunnelConfig::new(
@@ -43,7 +49,7 @@ async fn spawn_with_tunnel(program: &str) -> TestApp {
         replay_window: Default::default(),
         subscriptions: rollcall::subscriptions::SubscriptionOptions {
             use_keychain: false,
-            ..Default::default()
+            apis,
         },
         public_url: None,
         tunnel: Some(config),
@@ -347,4 +353,91 @@ fn tunnel_options_a_provider_needs_are_asked_for_by_name() {
         assert!(!output.status.success(), "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// When the organizer allowed it, a new tunnel URL re-points every automatic subscription by
+/// itself: the platform's API is told the new URLs without a click.
+#[tokio::test]
+async fn a_new_tunnel_url_re_points_the_automatic_subscriptions_by_itself() {
+    let platforms = FakePlatforms::start().await;
+    let app = spawn_with_tunnel_and_apis(FAKE_CLOUDFLARED, platforms.apis()).await;
+    let up = tunnel_until(&app, "up", |t| state(t) == "up").await;
+    let first_url = up["url"].as_str().unwrap().to_owned();
+
+    let id = app.source("livestorm").id;
+    let key = app
+        .api(Method::PUT, &format!("/api/sources/{id}/credentials"))
+        .json(&json!({ "secret": LIVESTORM_TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status(), 204);
+    let auto = app
+        .api(Method::PUT, "/api/subscriptions/settings")
+        .json(&json!({ "auto_repoint": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(auto.status(), 200);
+    let (status, subscribed) = support::answer(
+        app.api(Method::POST, &format!("/api/sources/{id}/subscribe"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{subscribed}");
+    let hook_urls = |overview: &Value| -> Vec<String> {
+        overview["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["hook_url"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = hook_urls(&app.get("/api/subscriptions").await.1);
+    assert!(!before.is_empty());
+    assert!(
+        before.iter().all(|u| u.starts_with(&first_url)),
+        "{before:?}"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up["pid"].as_i64().unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let again = tunnel_until(&app, "up again", |t| state(t) == "up" && t["starts"] == 2).await;
+    let second_url = again["url"].as_str().unwrap().to_owned();
+    assert_ne!(second_url, first_url);
+
+    let mut after = Vec::new();
+    for _ in 0..300 {
+        after = hook_urls(&app.get("/api/subscriptions").await.1);
+        if after.iter().all(|u| u.starts_with(&second_url)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|u| u.starts_with(&second_url)),
+        "{after:?}"
+    );
+    let told: Vec<String> = platforms
+        .state
+        .calls_to("/livestorm/v1/webhooks")
+        .iter()
+        .filter(|c| c.method == axum::http::Method::POST)
+        .filter_map(|c| {
+            c.body
+                .pointer("/data/attributes/url")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        told.iter().any(|u| u.starts_with(&second_url)),
+        "Livestorm was given the new URL: {told:?}"
+    );
 }

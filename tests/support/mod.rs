@@ -2,6 +2,7 @@
 //! platform, and helpers to post webhooks and read the journal back.
 #![allow(dead_code)]
 
+pub mod fake_platforms;
 pub mod mutate;
 pub mod reliability;
 pub mod scenario;
