@@ -290,7 +290,7 @@ fn storage_ceiling(batch: usize, duration: Duration, run: &str) -> anyhow::Resul
             )?;
             for _ in 0..batch {
                 let body = generate::tagmango_completed(run, rows);
-                let hash = format!("{:064x}", rows);
+                let hash = format!("{rows:064x}");
                 insert.execute(rusqlite::params![
                     "2025-01-01T00:00:00.000Z",
                     body.as_bytes(),
