@@ -111,3 +111,59 @@ proptest! {
         prop_assert!(extra.is_empty() && missing.is_empty(), "rows only in the shuffled run: {extra:#?}\nrows only in the ordered run: {missing:#?}");
     }
 }
+
+/// The audience summary, computed from scratch by its definition (hosts and guest speakers
+/// apart, cancelled and denied registrations not counted), as migration 02's views did.
+fn audience_by_definition(conn: &Connection) -> Vec<(String, String, bool, bool)> {
+    let staff = "EXISTS (SELECT 1 FROM registrations s WHERE s.person_uid = x.person_uid
+                   AND s.webinar_uid = x.webinar_uid AND s.role <> 'audience')
+                 OR EXISTS (SELECT 1 FROM attendance s WHERE s.person_uid = x.person_uid
+                   AND s.webinar_uid = x.webinar_uid AND s.role <> 'audience')";
+    let sql = format!(
+        "SELECT webinar_uid, person_uid,
+            EXISTS (SELECT 1 FROM registrations r WHERE r.webinar_uid = x.webinar_uid
+              AND r.person_uid = x.person_uid AND coalesce(r.status, '') NOT IN ('cancelled', 'denied')),
+            EXISTS (SELECT 1 FROM attendance a WHERE a.webinar_uid = x.webinar_uid
+              AND a.person_uid = x.person_uid AND a.attended)
+         FROM (SELECT webinar_uid, person_uid FROM registrations
+               UNION SELECT webinar_uid, person_uid FROM attendance) x
+         WHERE NOT ({staff})
+         ORDER BY 1, 2"
+    );
+    let mut stmt = conn.prepare(&sql).unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    rows.map(Result::unwrap)
+        .filter(|(_, _, registered, attended)| *registered || *attended)
+        .collect()
+}
+
+#[test]
+fn the_audience_summary_agrees_with_its_definition() {
+    let (_dir, conn) = record_all(&scenario::deliveries());
+    let expected = audience_by_definition(&conn);
+    assert!(expected.len() > 3, "the scenario has an audience");
+    let mut stmt = conn
+        .prepare("SELECT * FROM audience ORDER BY webinar_uid, person_uid")
+        .unwrap();
+    let kept: Vec<(String, String, bool, bool)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept, expected);
+    let mismatched: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (
+                SELECT webinar_uid, sum(registered) AS r, sum(attended) AS a,
+                       sum(registered AND attended) AS ra FROM audience GROUP BY webinar_uid) x
+             FULL JOIN webinar_counts c USING (webinar_uid)
+             WHERE c.registered IS NOT x.r OR c.attended IS NOT x.a
+                OR c.registered_attended IS NOT x.ra",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(mismatched, 0, "webinar counts agree with the audience rows");
+}

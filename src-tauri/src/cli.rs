@@ -595,6 +595,8 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
 
 fn reindex(data_dir: &Path) -> anyhow::Result<()> {
     let mut conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
+    // Rebuilding every table touches every index page: keep them in memory, not in the WAL.
+    conn.pragma_update(None, "cache_size", crate::store::REINDEX_CACHE_KIB)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let report = journal::reindex(&tx)?;
     tx.commit()?;

@@ -36,6 +36,20 @@ pub fn dump(conn: &Connection, with_fold: bool) -> Vec<String> {
             rows.push(line);
         }
     }
+    // The summary tables the projection maintains: no delivery ids, compared whole.
+    for sql in [
+        "SELECT * FROM audience ORDER BY webinar_uid, person_uid",
+        "SELECT * FROM webinar_counts ORDER BY webinar_uid",
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let width = stmt.column_count();
+        let mut query = stmt.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<rusqlite::types::Value> =
+                (0..width).map(|i| row.get(i).unwrap()).collect();
+            rows.push(format!("summary: {values:?}"));
+        }
+    }
     let facts = "SELECT d.identity, f.ordinal, f.kind, f.at, f.body FROM facts f
                  JOIN deliveries d ON d.id = f.delivery_id ORDER BY 1, 2";
     let mut stmt = conn.prepare(facts).unwrap();

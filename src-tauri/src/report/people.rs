@@ -62,19 +62,17 @@ pub fn list(
         Sort::Name => "lower(coalesce(name, p.email, p.uid))",
     };
     let sql = format!(
-        "WITH reg AS (SELECT person_uid, count(*) AS n FROM audience_registrants GROUP BY person_uid),
-              att AS (SELECT person_uid, count(*) AS n FROM audience_attendees GROUP BY person_uid),
-              shows AS (SELECT r.person_uid, count(*) AS n FROM audience_registrants r
-                        LEFT JOIN audience_attendees a USING (webinar_uid, person_uid)
-                        WHERE a.person_uid IS NULL GROUP BY r.person_uid),
-              replays AS (SELECT person_uid, count(*) AS n FROM facts
-                          WHERE kind = 'replay_viewed' GROUP BY person_uid)
-         SELECT p.uid, p.email, {NAME} AS name, p.organization,
-            coalesce(reg.n, 0) AS registered, coalesce(att.n, 0) AS attended,
-            coalesce(shows.n, 0) AS no_shows, coalesce(replays.n, 0), p.platform_ids
+        "SELECT p.uid, p.email, {NAME} AS name, p.organization,
+            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.registered)
+                AS registered,
+            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.attended)
+                AS attended,
+            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.registered
+                AND NOT a.attended) AS no_shows,
+            (SELECT count(*) FROM facts f WHERE f.person_uid = p.uid
+                AND f.kind = 'replay_viewed'),
+            p.platform_ids
          FROM people p
-         LEFT JOIN reg ON reg.person_uid = p.uid LEFT JOIN att ON att.person_uid = p.uid
-         LEFT JOIN shows ON shows.person_uid = p.uid LEFT JOIN replays ON replays.person_uid = p.uid
          WHERE ?1 IS NULL OR instr(lower(coalesce(p.email, '') || ' ' || coalesce({NAME}, '')), lower(?1)) > 0
          ORDER BY {order}, p.uid LIMIT ?2 OFFSET ?3"
     );

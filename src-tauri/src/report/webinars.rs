@@ -260,13 +260,11 @@ pub fn list(conn: &Connection, filter: &Filter, zone: Zone) -> Result<Vec<Webina
         "SELECT {INFO_COLUMNS}, coalesce(started_at, scheduled_start,
             (SELECT min(s.scheduled_start) FROM sessions s WHERE s.webinar_uid = w.uid),
             created_at) AS date,
-            (SELECT count(*) FROM audience_registrants r WHERE r.webinar_uid = w.uid),
-            (SELECT count(*) FROM audience_attendees a WHERE a.webinar_uid = w.uid),
-            (SELECT count(*) FROM audience_registrants r JOIN audience_attendees a
-                USING (webinar_uid, person_uid) WHERE r.webinar_uid = w.uid),
+            coalesce(c.registered, 0), coalesce(c.attended, 0),
+            coalesce(c.registered_attended, 0),
             (SELECT count(DISTINCT person_uid) FROM facts f
                 WHERE f.webinar_uid = w.uid AND f.kind = 'replay_viewed')
-         FROM webinars w
+         FROM webinars w LEFT JOIN webinar_counts c ON c.webinar_uid = w.uid
          WHERE (?1 IS NULL OR platform = ?1)
            AND (?2 IS NULL OR date >= ?2) AND (?3 IS NULL OR date < ?3)
            AND (?4 IS NULL OR instr(lower(coalesce(title, '') || ' ' || external_id), lower(?4)) > 0)"

@@ -286,10 +286,11 @@ fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
         }) => (facts, observed_at, warnings),
     };
     let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
-    conn.execute_batch("SAVEPOINT project")?;
+    // Cached statements: this runs for every delivery, and parsing it each time showed up.
+    conn.prepare_cached("SAVEPOINT project")?.execute([])?;
     match projection::apply(conn, id, &prepared.identity, observed_at, facts) {
         Ok(()) => {
-            conn.execute_batch("RELEASE project")?;
+            conn.prepare_cached("RELEASE project")?.execute([])?;
             let detail = (!warnings.is_empty()).then(|| warnings.join("; "));
             set_status(conn, id, Status::Projected, detail.as_deref(), None)?;
             Ok(Status::Projected)

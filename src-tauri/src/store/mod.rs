@@ -16,7 +16,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use connection::{open_read_only, open_writer, ReadPool, StoreOptions};
+pub use connection::{open_read_only, open_writer, ReadPool, StoreOptions, REINDEX_CACHE_KIB};
 
 /// The database file inside a data directory.
 pub const DATABASE_FILE: &str = "rollcall.sqlite3";

@@ -8,6 +8,7 @@
 //!
 //! This module reads no payloads and decides no statuses: the journal does.
 
+mod audience;
 mod entities;
 mod merge;
 
@@ -45,7 +46,8 @@ pub fn apply(
         insert_fact(conn, delivery_id, ordinal, fact, version)?;
         work.merge(conn, fact, version, delivery_id)?;
     }
-    work.save(conn)
+    work.save(conn)?;
+    audience::refresh(conn, &work.pairs())
 }
 
 /// Removes one delivery's facts and refolds everything they touched from the facts that
@@ -68,7 +70,8 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
 pub fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
-         DELETE FROM registrations; DELETE FROM attendance;",
+         DELETE FROM registrations; DELETE FROM attendance;
+         DELETE FROM audience; DELETE FROM webinar_counts;",
     )?;
     Ok(())
 }
@@ -308,6 +311,11 @@ impl WorkSet {
         Ok(())
     }
 
+    /// The (webinar, person) pairs whose registrations or attendance this work writes.
+    fn pairs(&self) -> BTreeSet<audience::Pair> {
+        pairs_of(self.registrations.keys().chain(self.attendance.keys()))
+    }
+
     fn save(&self, conn: &Connection) -> Result<()> {
         for (uid, fold) in &self.webinars {
             fold.save(conn, uid)?;
@@ -337,6 +345,7 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
     for uid in &touched.people {
         facts.extend(facts_where(conn, "person_uid = ?1", uid)?);
     }
+    let pairs = pairs_of(touched.registrations.iter().chain(&touched.attendance));
     let mut seen = HashSet::new();
     let mut work = WorkSet {
         only: Some(touched),
@@ -348,7 +357,13 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
         }
     }
     delete_unmentioned(conn, &work)?;
-    work.save(conn)
+    work.save(conn)?;
+    audience::refresh(conn, &pairs)
+}
+
+fn pairs_of<'a>(keys: impl Iterator<Item = &'a PersonAtWebinar>) -> BTreeSet<audience::Pair> {
+    keys.map(|k| (k.webinar_uid.clone(), k.person_uid.clone()))
+        .collect()
 }
 
 fn delete_unmentioned(conn: &Connection, work: &WorkSet) -> Result<()> {

@@ -1,0 +1,606 @@
+//! The benchmark harness behind `bench/run`: ingest under load against `rollcall serve` (with
+//! the `/healthz` HTTP ceiling and a bare rusqlite insert loop as the storage ceiling, measured
+//! in the same run), a 50,000-attendee BigMarker body, and reports, export, reindex and start-up
+//! on a generated 1,000,000-delivery store. It writes `bench/results/*.json` and `latest.md`.
+//! It is a measuring tool: no assertions on time, and never part of the test suite.
+//!
+//! `cargo bench --no-default-features --bench harness -- [--smoke] [--only ingest|large|store]`
+
+mod generate;
+mod load;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rollcall::facts::Platform;
+use rollcall::store::{database_path, open_read_only, open_writer, sources, StoreOptions};
+use serde_json::{json, Value};
+
+use generate::Spec;
+use load::{LoadResult, Serve};
+
+/// One line of the results table.
+struct Row {
+    group: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
+    target: String,
+    met: Option<bool>,
+}
+
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+    raw: serde_json::Map<String, Value>,
+}
+
+impl Results {
+    fn add(
+        &mut self,
+        group: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) {
+        self.rows.push(Row {
+            group,
+            name: name.into(),
+            value,
+            unit,
+            target: String::new(),
+            met: None,
+        });
+    }
+
+    fn target(
+        &mut self,
+        group: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        target: impl Into<String>,
+        met: bool,
+    ) {
+        self.rows.push(Row {
+            group,
+            name: name.into(),
+            value,
+            unit,
+            target: target.into(),
+            met: Some(met),
+        });
+    }
+}
+
+struct Options {
+    smoke: bool,
+    only: Option<String>,
+    out: PathBuf,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Options {
+        smoke: args.iter().any(|a| a == "--smoke"),
+        only: value("--only"),
+        out: value("--out").map_or_else(|| root.join("bench/results"), PathBuf::from),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = options();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut results = Results::default();
+    let wants = |part: &str| options.only.as_deref().is_none_or(|only| only == part);
+    if wants("ingest") {
+        runtime.block_on(ingest(&options, &mut results))?;
+    }
+    if wants("large") {
+        runtime.block_on(large_body(&options, &mut results))?;
+    }
+    if wants("store") {
+        runtime.block_on(store(&options, &mut results))?;
+    }
+    write_results(&options, &results)
+}
+
+fn load_duration(options: &Options) -> Duration {
+    Duration::from_secs(if options.smoke { 1 } else { 5 })
+}
+
+fn record_load(results: &mut Results, what: &str, r: &LoadResult) {
+    results.raw.insert(
+        format!("{what}_c{}", r.connections),
+        serde_json::to_value(r).unwrap_or_default(),
+    );
+    let name = |m: &str| format!("{what} @{} conns: {m}", r.connections);
+    results.add("ingest", name("acknowledged/s"), r.per_second, "req/s");
+    results.add("ingest", name("p50"), r.p50_ms, "ms");
+    results.add("ingest", name("p99"), r.p99_ms, "ms");
+    results.add("ingest", name("max"), r.max_ms, "ms");
+    results.add("ingest", name("errors"), r.errors as f64, "");
+}
+
+/// A fresh data directory with one source per platform: (dir, tokens by platform).
+fn fresh_data_dir() -> anyhow::Result<(
+    tempfile::TempDir,
+    std::collections::HashMap<Platform, String>,
+)> {
+    let dir = tempfile::tempdir()?;
+    let conn = open_writer(&database_path(dir.path()), &StoreOptions::default())?;
+    let mut tokens = std::collections::HashMap::new();
+    for platform in Platform::ALL {
+        let source = sources::add(&conn, platform, platform.as_str(), chrono_tz::UTC, &[])?;
+        tokens.insert(platform, source.token);
+    }
+    Ok((dir, tokens))
+}
+
+async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> {
+    let (dir, tokens) = fresh_data_dir()?;
+    let serve = Serve::start(dir.path()).await?;
+    let duration = load_duration(options);
+    let run_id = format!("{}", std::process::id());
+    let tagmango_url = format!(
+        "http://{}/hooks/tagmango/{}/webinar.completed.all",
+        serve.ingest,
+        tokens[&Platform::Tagmango]
+    );
+    let bigmarker_url = format!(
+        "http://{}/hooks/bigmarker/{}/attendee-data",
+        serve.ingest,
+        tokens[&Platform::Bigmarker]
+    );
+    let health_url = format!("http://{}/healthz", serve.ingest);
+    let list_size = 100;
+    let list_bytes = generate::bigmarker_attendees("c-0", 0, list_size).len();
+    let body_bytes = generate::tagmango_completed(&run_id, 0).len();
+    results.add("ingest", "TagMango body size", body_bytes as f64, "B");
+    results.add(
+        "ingest",
+        format!("BigMarker list body size ({list_size} attendees)"),
+        list_bytes as f64,
+        "B",
+    );
+    let mut acknowledged = 0;
+    for connections in [64usize, 1000] {
+        let health = load::run(connections, duration, {
+            let url = health_url.clone();
+            Arc::new(move |_| (url.clone(), None))
+        })
+        .await;
+        record_load(results, "healthz", &health);
+        let tag = format!("{run_id}-{connections}");
+        let hooks = load::run(connections, duration, {
+            let url = tagmango_url.clone();
+            Arc::new(move |n| (url.clone(), Some(generate::tagmango_completed(&tag, n))))
+        })
+        .await;
+        record_load(results, "tagmango hooks", &hooks);
+        let lists = load::run(connections, duration, {
+            let url = bigmarker_url.clone();
+            let tag = format!("{run_id}-{connections}");
+            Arc::new(move |n| {
+                (
+                    url.clone(),
+                    Some(generate::bigmarker_attendees(
+                        &format!("c-{tag}-{n}"),
+                        n as usize * list_size,
+                        list_size,
+                    )),
+                )
+            })
+        })
+        .await;
+        record_load(results, "bigmarker lists", &lists);
+        acknowledged += hooks.ok + lists.ok;
+        let storage = storage_ceiling(connections, duration, &run_id)?;
+        results.add(
+            "ingest",
+            format!("bare rusqlite insert @batch {connections}: rows/s"),
+            storage,
+            "rows/s",
+        );
+        let ratio = hooks.per_second / health.per_second;
+        if connections == 64 {
+            results.target(
+                "ingest",
+                "tagmango hooks/healthz @64",
+                ratio * 100.0,
+                "%",
+                ">= 50 %",
+                ratio >= 0.5,
+            );
+        } else {
+            results.add("ingest", "tagmango hooks/healthz @1000", ratio * 100.0, "%");
+            results.target(
+                "ingest",
+                "tagmango hooks p99 @1000",
+                hooks.p99_ms,
+                "ms",
+                "< 100 ms",
+                hooks.p99_ms < 100.0,
+            );
+            results.target(
+                "ingest",
+                "bigmarker lists p99 @1000",
+                lists.p99_ms,
+                "ms",
+                "< 100 ms",
+                lists.p99_ms < 100.0,
+            );
+        }
+        results.add(
+            "ingest",
+            format!("hooks/storage ceiling @{connections}"),
+            hooks.per_second / storage * 100.0,
+            "%",
+        );
+        let errors = hooks.errors + lists.errors;
+        results.target(
+            "ingest",
+            format!("errors @{connections}"),
+            errors as f64,
+            "",
+            "0",
+            errors == 0,
+        );
+    }
+    let (_, peak) = load::memory_mib(serve.pid());
+    results.add("ingest", "server peak RSS", peak, "MiB");
+    serve.stop().await;
+    let conn = open_read_only(&database_path(dir.path()), &StoreOptions::default())?;
+    let stored: i64 = conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?;
+    results.target(
+        "ingest",
+        "acknowledged deliveries found in the journal",
+        stored as f64,
+        "",
+        format!("= {acknowledged}"),
+        stored as u64 == acknowledged,
+    );
+    Ok(())
+}
+
+/// A bare insert loop on the journal table with the store's settings (WAL, synchronous=FULL):
+/// `batch` rows per transaction. Rows per second.
+fn storage_ceiling(batch: usize, duration: Duration, run: &str) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut conn = open_writer(&database_path(dir.path()), &StoreOptions::default())?;
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < duration {
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO deliveries (platform, source_id, trigger, received_at, via, content_type,
+                    headers, body, body_sha256, time_zone, identity, status)
+                 VALUES ('tagmango', NULL, 'webinar.completed.all', ?1, 'webhook', 'application/json',
+                    '{}', ?2, ?3, 'UTC', ?4, 'projected')",
+            )?;
+            for _ in 0..batch {
+                let body = generate::tagmango_completed(run, rows);
+                let hash = format!("{rows:064x}");
+                insert.execute(rusqlite::params![
+                    "2025-01-01T00:00:00.000Z",
+                    body.as_bytes(),
+                    hash,
+                    format!("tagmango:sha256:{hash}")
+                ])?;
+                rows += 1;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn large_body(options: &Options, results: &mut Results) -> anyhow::Result<()> {
+    let attendees = if options.smoke { 2_000 } else { 50_000 };
+    let (dir, tokens) = fresh_data_dir()?;
+    let serve = Serve::start(dir.path()).await?;
+    let body = generate::bigmarker_attendees("large-1", 0, attendees);
+    results.add(
+        "large body",
+        format!("BigMarker attendees body ({attendees} attendees)"),
+        body.len() as f64 / 1048576.0,
+        "MiB",
+    );
+    let (_, before) = load::memory_mib(serve.pid());
+    let url = format!(
+        "http://{}/hooks/bigmarker/{}/attendee-data",
+        serve.ingest,
+        tokens[&Platform::Bigmarker]
+    );
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let answer = response.text().await?;
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    let (_, peak) = load::memory_mib(serve.pid());
+    serve.stop().await;
+    anyhow::ensure!(
+        status.is_success(),
+        "large body answered {status}: {answer}"
+    );
+    let conn = open_read_only(&database_path(dir.path()), &StoreOptions::default())?;
+    let projected: i64 = conn.query_row(
+        "SELECT count(*) FROM attendance WHERE webinar_uid = 'bigmarker:large-1'",
+        [],
+        |r| r.get(0),
+    )?;
+    results.add(
+        "large body",
+        "time to 200 (committed and projected)",
+        elapsed,
+        "ms",
+    );
+    results.target(
+        "large body",
+        "attendees projected",
+        projected as f64,
+        "",
+        format!("= {attendees}"),
+        projected as usize == attendees,
+    );
+    results.add("large body", "server peak RSS before", before, "MiB");
+    results.add("large body", "server peak RSS after", peak, "MiB");
+    Ok(())
+}
+
+fn cache_dir(spec: Spec) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../bench/.cache/store-{}", spec.deliveries))
+}
+
+async fn store(options: &Options, results: &mut Results) -> anyhow::Result<()> {
+    let spec = if options.smoke {
+        Spec::SMOKE
+    } else {
+        Spec::FULL
+    };
+    let dir = cache_dir(spec);
+    let ready = dir.join("ready");
+    if !ready.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let started = Instant::now();
+        let written = generate::write_journal(&database_path(&dir), spec)?;
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("generated {written} deliveries in {seconds:.1} s");
+        results.add(
+            "store",
+            "journal generated (deliveries)",
+            written as f64,
+            "",
+        );
+        results.add("store", "journal generation time", seconds, "s");
+    }
+    let deliveries: i64 = open_read_only(&database_path(&dir), &StoreOptions::default())?
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?;
+    let (took, said) = load::timed(load::rollcall().arg("--data-dir").arg(&dir).arg("reindex"))?;
+    eprintln!("{}", said.trim());
+    std::fs::write(&ready, said)?;
+    let per_second = deliveries as f64 / took.as_secs_f64();
+    results.add("store", "deliveries in the store", deliveries as f64, "");
+    results.add("store", "reindex time", took.as_secs_f64(), "s");
+    results.target(
+        "store",
+        "reindex",
+        per_second,
+        "deliveries/s",
+        ">= 20,000",
+        per_second >= 20_000.0,
+    );
+    describe_store(&dir, results)?;
+    reports(options, &dir, results).await
+}
+
+fn describe_store(dir: &Path, results: &mut Results) -> anyhow::Result<()> {
+    let conn = open_read_only(&database_path(dir), &StoreOptions::default())?;
+    for (name, sql) in [
+        ("webinars", "SELECT count(*) FROM webinars"),
+        ("people", "SELECT count(*) FROM people"),
+        (
+            "largest webinar registrants",
+            "SELECT count(*) FROM registrations WHERE webinar_uid = 'tagmango:bench-largest'",
+        ),
+        (
+            "largest webinar attendees",
+            "SELECT count(*) FROM attendance WHERE webinar_uid = 'tagmango:bench-largest'",
+        ),
+        (
+            "projected deliveries",
+            "SELECT count(*) FROM deliveries WHERE status = 'projected'",
+        ),
+    ] {
+        let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
+        results.add("store", name, n as f64, "");
+    }
+    let bytes = std::fs::metadata(database_path(dir))?.len();
+    results.add("store", "database size", bytes as f64 / 1048576.0, "MiB");
+    Ok(())
+}
+
+async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow::Result<()> {
+    let serve = Serve::start(dir).await?;
+    let started_ms = serve.started_in.as_secs_f64() * 1000.0;
+    results.target(
+        "store",
+        "headless start to /healthz",
+        started_ms,
+        "ms",
+        "< 300 ms",
+        started_ms < 300.0,
+    );
+    let (rss, _) = load::memory_mib(serve.pid());
+    results.add("store", "RSS after start", rss, "MiB");
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", serve.dashboard);
+    let largest = generate::LARGEST;
+    let repeat = if options.smoke { 5 } else { 30 };
+    for (name, path) in [
+        ("webinar list", "/api/webinars".to_owned()),
+        ("largest webinar report", format!("/api/webinars/{largest}")),
+        (
+            "largest webinar timeline",
+            format!("/api/webinars/{largest}/timeline"),
+        ),
+        (
+            "people search",
+            format!("/api/people?q=p{}", if options.smoke { 42 } else { 4242 }),
+        ),
+    ] {
+        let (p50, p99, max, bytes) =
+            load::repeat_get(&client, &format!("{base}{path}"), &serve.token, repeat)
+                .await
+                .with_context(|| name)?;
+        results.target(
+            "reports",
+            format!("{name} p50"),
+            p50,
+            "ms",
+            "< 50 ms",
+            p50 < 50.0,
+        );
+        results.add("reports", format!("{name} p99"), p99, "ms");
+        results.add("reports", format!("{name} max"), max, "ms");
+        results.add(
+            "reports",
+            format!("{name} response size"),
+            bytes as f64 / 1024.0,
+            "KiB",
+        );
+    }
+    let (rss, hwm) = load::memory_mib(serve.pid());
+    results.add("store", "RSS after reports", rss, "MiB");
+    results.add("store", "peak RSS after reports", hwm, "MiB");
+    for (name, webinar) in [
+        ("small", generate::small_webinar()),
+        ("largest", largest.to_owned()),
+    ] {
+        let url = format!("{base}/api/export/attendees?webinar={webinar}");
+        let started = Instant::now();
+        let mut response = client.get(url).bearer_auth(&serve.token).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "export answered {}",
+            response.status()
+        );
+        let mut lines = 0usize;
+        while let Some(chunk) = response.chunk().await? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rows = lines.saturating_sub(1);
+        let (_, hwm) = load::memory_mib(serve.pid());
+        results.add(
+            "export",
+            format!("{name} attendees export rows"),
+            rows as f64,
+            "",
+        );
+        if name == "largest" {
+            let per_second = rows as f64 / seconds;
+            results.target(
+                "export",
+                "largest attendees export",
+                per_second,
+                "rows/s",
+                ">= 200,000",
+                per_second >= 200_000.0,
+            );
+        }
+        results.add(
+            "export",
+            format!("server peak RSS after {name} export"),
+            hwm,
+            "MiB",
+        );
+    }
+    let (rss, hwm) = load::memory_mib(serve.pid());
+    results.target(
+        "store",
+        "server RSS at the end",
+        rss,
+        "MiB",
+        "< 200 MiB",
+        rss < 200.0,
+    );
+    results.target(
+        "store",
+        "server peak RSS overall",
+        hwm,
+        "MiB",
+        "< 200 MiB",
+        hwm < 200.0,
+    );
+    serve.stop().await;
+    Ok(())
+}
+
+fn write_results(options: &Options, results: &Results) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.out)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let rows: Vec<Value> = results
+        .rows
+        .iter()
+        .map(|r| json!({"group": r.group, "name": r.name, "value": r.value, "unit": r.unit, "target": r.target, "met": r.met}))
+        .collect();
+    let document = json!({
+        "when": stamp,
+        "smoke": options.smoke,
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "rows": rows,
+        "load_runs": results.raw,
+    });
+    let suffix = if options.smoke { "-smoke" } else { "" };
+    let json_text = serde_json::to_string_pretty(&document)?;
+    std::fs::write(
+        options.out.join(format!("{stamp}{suffix}.json")),
+        &json_text,
+    )?;
+    std::fs::write(options.out.join(format!("latest{suffix}.json")), &json_text)?;
+    let mut table = format!("# Benchmark results {stamp}{}\n\n| group | measure | value | unit | target | met |\n|---|---|---:|---|---|---|\n", if options.smoke { " (smoke sizes)" } else { "" });
+    for r in &results.rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.group,
+            r.name,
+            format_value(r.value),
+            r.unit,
+            r.target,
+            met
+        ));
+    }
+    std::fs::write(options.out.join(format!("latest{suffix}.md")), &table)?;
+    println!("{table}");
+    Ok(())
+}
+
+fn format_value(value: f64) -> String {
+    if value.abs() >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}

@@ -1,0 +1,131 @@
+//! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), and
+//! the journal + projection path (`journal::record`) for TagMango and BigMarker deliveries.
+//! Run by `bench/run`; never part of the test suite.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use rollcall::facts::Platform;
+use rollcall::platforms::{self, Delivery};
+use rollcall::store::journal::{self, NewDelivery, Prepared, Via};
+use rollcall::store::{database_path, open_writer, StoreOptions};
+
+struct Fixture {
+    platform: Platform,
+    trigger: Option<String>,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+fn fixtures(platform: Platform) -> Vec<Fixture> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(platform.as_str());
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let form = path.extension().is_some_and(|e| e == "form");
+            Fixture {
+                platform,
+                trigger: stem.split_once('@').map(|(t, _)| t.to_owned()),
+                content_type: if form {
+                    "application/x-www-form-urlencoded"
+                } else {
+                    "application/json"
+                },
+                body: std::fs::read(&path).expect("fixture"),
+            }
+        })
+        .collect()
+}
+
+fn parsers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    for platform in Platform::ALL {
+        let all = fixtures(platform);
+        group.throughput(Throughput::Elements(all.len() as u64));
+        group.bench_function(platform.as_str(), |b| {
+            b.iter(|| {
+                for f in &all {
+                    let delivery = Delivery {
+                        platform: f.platform,
+                        trigger: f.trigger.as_deref(),
+                        content_type: Some(f.content_type),
+                        body: &f.body,
+                        received_at: Utc::now(),
+                        source_zone: chrono_tz::UTC,
+                    };
+                    let _ = std::hint::black_box(platforms::parse(&delivery));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn new_delivery(platform: Platform, trigger: Option<&str>, body: String) -> NewDelivery {
+    NewDelivery {
+        platform,
+        source_id: None,
+        trigger: trigger.map(str::to_owned),
+        received_at: Utc::now(),
+        via: Via::Webhook,
+        content_type: Some("application/json".into()),
+        headers: Default::default(),
+        body: body.into(),
+        time_zone: chrono_tz::UTC,
+    }
+}
+
+/// Journal + projection of a batch of 256 unique TagMango deliveries in one transaction.
+fn projection(c: &mut Criterion) {
+    const BATCH: usize = 256;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn =
+        open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
+    let mut n = 0u64;
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("tagmango completed (journal + projection)", |b| {
+        b.iter_batched(
+            || {
+                (0..BATCH)
+                    .map(|_| {
+                        n += 1;
+                        let body = format!(
+                            r#"{{"name":"P {n}","email":"p{n}@example.com","phone":"+1","webinar":"W","webinarId":"w{}","webinarLink":"https://x"}}"#,
+                            n % 100
+                        );
+                        Prepared::new(new_delivery(Platform::Tagmango, Some("webinar.completed.all"), body))
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |batch| {
+                let tx = conn.transaction().expect("tx");
+                for prepared in &batch {
+                    journal::record(&tx, prepared).expect("record");
+                }
+                tx.commit().expect("commit");
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = parsers, projection
+}
+criterion_main!(benches);
