@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import {
-  BIN, GOTO_UID, addSource, artifact, freePort, gotoRegistration, importScenario, postHook, removeDir,
+  BIN, GOTO_UID, REPO, addSource, artifact, freePort, gotoRegistration, importScenario, postHook, removeDir,
   scenario, sleep, startServe, tempDir, track, waitFor, writeArtifact,
 } from './support.mjs';
 import { WebDriver } from './webdriver.mjs';
@@ -28,6 +28,20 @@ function childPids(parent, name) {
     }
   }
   return pids;
+}
+
+/** Pids of live processes whose parent is `parent` and whose command line mentions `needle`. */
+function childrenRunning(parent, needle) {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const m = /^\d+ \(.*\) (\S) (\d+)/.exec(stat);
+      return m && m[1] !== 'Z' && Number(m[2]) === parent
+        && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(needle);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Is `pid` still a running (non-zombie) process? */
@@ -54,7 +68,7 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
   assert.ok(process.env.DISPLAY, 'the desktop test needs a display: run it under xvfb-run (tests/e2e/run.sh does)');
 
   /** Starts WebKitWebDriver with the app's environment; `lang` is the locale the app runs in. */
-  async function startDriver(lang) {
+  async function startDriver(lang, args = []) {
     const port = await freePort();
     const env = {
       ...process.env,
@@ -86,7 +100,7 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
     let session;
     try {
       session = await Promise.race([
-        driver.newSession({ alwaysMatch: { 'webkitgtk:browserOptions': { binary: BIN, args: [] } } }, { timeout: 60_000 }),
+        driver.newSession({ alwaysMatch: { 'webkitgtk:browserOptions': { binary: BIN, args } } }, { timeout: 60_000 }),
         headless,
       ]);
     } finally {
@@ -283,6 +297,29 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
       await server.stop();
     }
   }
+
+  test('the window starts its tunnel through the shell plugin, shows its URL, and takes it down on exit', async () => {
+    const fake = `${REPO}/tests/fake-tunnel/cloudflared.mjs`;
+    try {
+      await startDriver('en_US.UTF-8', ['--tunnel', 'cloudflared', '--tunnel-program', fake]);
+      await click('[data-testid="nav-setup"]');
+      await waitFor(async () => /up/i.test((await texts('[data-testid="tunnel-status"]'))[0] ?? ''), {
+        timeout: 30_000, what: 'the tunnel to be up in the window',
+      });
+      const [url] = await texts('[data-testid="tunnel-url"]');
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, 'the fake reports a loopback URL');
+      assert.ok((await fetch(`${url}/healthz`)).ok, 'the public URL reaches the app\'s ingest listener');
+      const tunnels = childrenRunning(appPid, 'fake-tunnel/cloudflared.mjs');
+      assert.equal(tunnels.length, 1, 'the app runs one tunnel program');
+      await shot('tunnel');
+      const pid = appPid;
+      await driver.deleteSession();
+      await waitFor(() => !alive(pid), { timeout: 15_000, what: 'the app to exit' });
+      await waitFor(() => !alive(tunnels[0]), { timeout: 10_000, what: 'the tunnel program to be gone with the app' });
+    } finally {
+      await stopDriver();
+    }
+  });
 
   test('the window renders under the POSIX locale (LANG=C.UTF-8), as on a minimal system or CI', async () => {
     try {
