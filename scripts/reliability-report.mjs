@@ -7,7 +7,8 @@ const dir = process.argv[2] ?? 'target/tmp/reliability';
 const runs = Object.fromEntries(
   readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    // Seeds are 64-bit: kept as text, since JSON numbers lose digits past 2^53 here.
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8').replace(/"seed": (\d+)/g, '"seed": "$1"')))
     .map((r) => [r.test, r]),
 );
 const n = (v) => (v === undefined ? 'not run' : Number(v).toLocaleString('en-US'));
@@ -21,7 +22,7 @@ const bad = f('malformed_bodies');
 const parsers = f('fuzz_parsers');
 const ingest = f('fuzz_ingest');
 const lib = f('libfuzzer_parse');
-const statuses = Object.entries(ingest.statuses ?? {}).map(([s, c]) => `${c} × ${s}`).join(', ');
+const statuses = Object.entries(ingest.statuses ?? {}).map(([s, c]) => `${n(c)} × ${s}`).join(', ');
 const outcomes = Object.entries(parsers.outcomes ?? {}).map(([o, c]) => `${n(c)} ${o}`).join(', ');
 
 const lines = [
