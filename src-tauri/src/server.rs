@@ -335,7 +335,13 @@ async fn serve_both(
     let on_stop = |mut signal: tokio::sync::broadcast::Receiver<()>| async move {
         let _ = signal.recv().await;
     };
-    let ingest = listener::serve(ingest, ingest_app, limits, on_stop(stop_all.subscribe()));
+    let ingest = listener::serve(
+        ingest,
+        ingest_app,
+        limits,
+        on_stop(stop_all.subscribe()),
+        SHUTDOWN_GRACE,
+    );
     let dashboard =
         axum::serve(dashboard, dashboard_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
     let relay = async move {

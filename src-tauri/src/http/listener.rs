@@ -39,13 +39,15 @@ impl Default for ConnectionLimits {
 /// hyper refuses read buffers smaller than this.
 const MIN_HEADER_BYTES: usize = 8192;
 
-/// Serves `app` on `listener` until `stop` completes, then waits for open connections to finish
-/// their requests (the caller bounds that wait).
+/// Serves `app` on `listener` until `stop` completes, then lets open connections finish their
+/// requests for up to `grace`, and cuts off the rest: a stalled sender cannot hold a stop (nor,
+/// through the store handle its request holds, the writer's exit).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: ConnectionLimits,
     stop: impl Future<Output = ()>,
+    grace: Duration,
 ) {
     let mut builder = http1::Builder::new();
     builder
@@ -53,8 +55,10 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
+        while connections.try_join_next().is_some() {}
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -71,12 +75,21 @@ pub async fn serve(
         let connection =
             builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period were cut off"
+        );
+    }
+    connections.shutdown().await;
 }
