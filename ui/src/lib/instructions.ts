@@ -30,6 +30,3 @@ export const INSTRUCTIONS: Record<string, string[]> = {
     'It subscribes your user to each webhook (POST /userSubscriptions). Access tokens expire after an hour: enter a fresh one before re-pointing.',
   ],
 };
-
-export const TUNNEL_NOTE =
-  'The platforms need a public HTTPS address: run a tunnel to the webhook port (for example `cloudflared tunnel --url http://127.0.0.1:8787`) and start Rollcall with `--public-url` set to it, so these URLs use the tunnel.';
