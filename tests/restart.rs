@@ -13,26 +13,9 @@ use std::time::Duration;
 
 use rollcall::store::{database_path, open_read_only, StoreOptions};
 
-/// `rollcall serve` on `data_dir`, both listeners on free ports, printing to a pipe.
-fn serve_command(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
-    command
-        .args([
-            "serve",
-            "--ingest-bind",
-            "127.0.0.1:0",
-            "--dashboard-bind",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped());
-    command
-}
-
 /// Starts `rollcall serve` on a free port; returns the child and the address it printed.
 fn start(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = serve_command(data_dir)
+    let mut child = support::serve_command(data_dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -266,7 +249,7 @@ async fn a_crash_loop_loses_nothing_acknowledged_and_projects_like_a_clean_reind
 async fn secrets_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let sources = support::add_sources(&database_path(dir.path()));
-    let mut child = serve_command(dir.path())
+    let mut child = support::serve_command(dir.path())
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()

@@ -596,30 +596,20 @@ async fn a_source_silent_during_its_scheduled_webinar_is_flagged_with_its_last_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_keeps_keys_in_a_private_file_and_out_of_the_logs() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let fake = FakePlatforms::start().await;
     let dir = tempfile::tempdir().unwrap();
     let sources = support::add_sources(&database_path(dir.path()));
     let apis = fake.apis();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = support::serve_command(dir.path())
         .args([
-            "serve",
-            "--ingest-bind",
-            "127.0.0.1:0",
-            "--dashboard-bind",
-            "127.0.0.1:0",
             "--no-keychain",
-        ])
-        .args([
             "--tagmango-api",
             &apis.tagmango,
             "--livestorm-api",
             &apis.livestorm,
         ])
-        .arg("--data-dir")
-        .arg(dir.path())
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -259,23 +259,13 @@ fn children_of(parent: u32) -> Vec<i64> {
 fn a_killed_rollcall_takes_its_tunnel_program_with_it() {
     let dir = tempfile::tempdir().unwrap();
     add_sources(&database_path(dir.path()));
-    let mut rollcall = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args([
-            "serve",
-            "--ingest-bind",
-            "127.0.0.1:0",
-            "--dashboard-bind",
-            "127.0.0.1:0",
-        ])
+    let mut rollcall = support::serve_command(dir.path())
         .args([
             "--tunnel",
             "cloudflared",
             "--tunnel-program",
             FAKE_CLOUDFLARED,
         ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

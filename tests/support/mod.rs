@@ -192,3 +192,20 @@ pub async fn answer(response: reqwest::Response) -> (u16, serde_json::Value) {
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, json)
 }
+
+/// `rollcall serve` on `data_dir`, both listeners on free ports, printing to a pipe.
+pub fn serve_command(data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    command
+        .args([
+            "serve",
+            "--ingest-bind",
+            "127.0.0.1:0",
+            "--dashboard-bind",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped());
+    command
+}
