@@ -300,15 +300,7 @@ async fn secrets_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
-    let session = client.get(&login).send().await.unwrap();
-    let cookie = session.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let dashboard = login.split("/login").next().unwrap().to_owned();
+    let (dashboard, cookie) = support::log_in(&client, &login).await;
     let api = client
         .get(format!("{dashboard}/api/sources"))
         .header("cookie", &cookie)

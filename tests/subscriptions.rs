@@ -624,15 +624,7 @@ async fn serve_keeps_keys_in_a_private_file_and_out_of_the_logs() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let session = client.get(&login).send().await.unwrap();
-    let cookie = session.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let dashboard = login.split("/login").next().unwrap().to_owned();
+    let (dashboard, cookie) = support::log_in(&client, &login).await;
     let api = |method: M, path: &str| {
         client
             .request(method, format!("{dashboard}{path}"))

@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -299,16 +299,7 @@ fn a_killed_rollcall_takes_its_tunnel_program_with_it() {
 fn tunnel_options_a_provider_needs_are_asked_for_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let serve = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "serve",
-                "--ingest-bind",
-                "127.0.0.1:0",
-                "--dashboard-bind",
-                "127.0.0.1:0",
-            ])
+        support::serve_command(dir.path())
             .args(extra)
             .output()
             .unwrap()

@@ -209,3 +209,18 @@ pub fn serve_command(data_dir: &std::path::Path) -> std::process::Command {
         .stdout(std::process::Stdio::piped());
     command
 }
+
+/// Follows the one-time `login` link `serve` printed; returns the dashboard's base URL and the
+/// session cookie (`name=value`) the link set. `client` must not follow redirects.
+pub async fn log_in(client: &reqwest::Client, login: &str) -> (String, String) {
+    let session = client.get(login).send().await.unwrap();
+    let cookie = session.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dashboard = login.split("/login").next().unwrap().to_owned();
+    (dashboard, cookie)
+}
