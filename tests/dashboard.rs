@@ -566,10 +566,12 @@ async fn the_event_stream_batches_a_burst_of_deliveries() {
     for sender in senders {
         assert_eq!(sender.await.unwrap(), 200);
     }
+    // Deliveries are announced when journaled, webinars when projected (maybe later).
     let mut seen = 0;
     let mut events = 0;
+    let mut webinars = std::collections::BTreeSet::new();
     let mut text = String::new();
-    while seen < 200 {
+    while seen < 200 || webinars.is_empty() {
         let chunk = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             futures_next(&mut stream),
@@ -583,12 +585,15 @@ async fn the_event_stream_batches_a_burst_of_deliveries() {
             if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
                 let changes: Value = serde_json::from_str(data).unwrap();
                 seen += changes["deliveries"].as_u64().unwrap();
-                assert_eq!(changes["webinars"], json!(["tagmango:burst"]));
+                for webinar in changes["webinars"].as_array().unwrap() {
+                    webinars.insert(webinar.as_str().unwrap().to_owned());
+                }
                 events += 1;
             }
         }
     }
     assert_eq!(seen, 200);
+    assert_eq!(webinars, ["tagmango:burst".to_owned()].into());
     assert!(
         events < 50,
         "{events} events for 200 deliveries: not batched"

@@ -142,6 +142,52 @@ async fn a_retry_is_recorded_as_a_duplicate_and_counted_once() {
     assert_eq!(app.count("SELECT count(*) FROM registrations"), 1);
 }
 
+/// A burst is acknowledged as it is journaled; what the writer had no time to project in the
+/// same transaction is projected right after, exactly once, as a rebuild would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_acknowledged_when_journaled_and_projected_right_after() {
+    let app = spawn_app().await;
+    let url = app.hook_url("tagmango", Some(COMPLETED));
+    let senders: Vec<_> = (0..400)
+        .map(|n| {
+            let (client, url) = (app.client.clone(), url.clone());
+            let body = tagmango_completed(&format!("burst{n}@example.com"));
+            tokio::spawn(
+                async move { answer(client.post(url).body(body).send().await.unwrap()).await },
+            )
+        })
+        .collect();
+    let mut pending = 0;
+    for sender in senders {
+        let (status, receipt) = sender.await.unwrap();
+        assert_eq!(status, 200, "{receipt}");
+        match receipt["status"].as_str() {
+            Some("pending") => pending += 1,
+            Some("projected") => {}
+            other => panic!("unexpected receipt status {other:?}"),
+        }
+    }
+    println!("{pending} of 400 acknowledged before they were projected");
+    app.settled().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'projected'"),
+        400
+    );
+    assert_eq!(app.count("SELECT count(*) FROM attendance"), 400);
+    let (_, webinars) = app.get("/api/webinars").await;
+    assert_eq!(webinars["webinars"][0]["attended"], 400, "{webinars}");
+    let live = support::tables::dump(&app.db(), true);
+    let dir = app.stop().await;
+    let mut conn = rollcall::store::open_writer(
+        &rollcall::store::database_path(dir.path()),
+        &Default::default(),
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    rollcall::store::journal::reindex(&tx).unwrap();
+    assert_eq!(live, support::tables::dump(&tx, true));
+}
+
 #[tokio::test]
 async fn unknown_tokens_and_platforms_are_refused_stored_nowhere_and_counted() {
     let app = spawn_app().await;

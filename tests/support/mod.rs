@@ -169,6 +169,13 @@ impl TestApp {
         answer(self.api(reqwest::Method::GET, path).send().await.unwrap()).await
     }
 
+    /// Waits until every delivery acknowledged so far is projected (deliveries posted
+    /// concurrently may be acknowledged before they are in the reports).
+    pub async fn settled(&self) {
+        let server = self.server.as_ref().expect("the server is running");
+        server.writer().run(|_| Ok(())).await.unwrap();
+    }
+
     pub fn db(&self) -> Connection {
         open_read_only(&database_path(self.dir.path()), &StoreOptions::default()).unwrap()
     }

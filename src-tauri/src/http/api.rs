@@ -610,9 +610,11 @@ struct Changes {
 
 impl Changes {
     fn add(&mut self, committed: crate::store::writer::Committed) {
-        for receipt in committed.receipts {
+        for receipt in &committed.receipts {
             self.deliveries += 1;
             self.last_delivery = self.last_delivery.max(receipt.delivery);
+        }
+        for receipt in committed.receipts.iter().chain(&committed.projected) {
             *self.statuses.entry(receipt.status.as_str()).or_default() += 1;
         }
         self.webinars.extend(committed.webinars);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use include_dir::{include_dir, Dir};
 use rusqlite::{Connection, OpenFlags};
-use rusqlite_migration::Migrations;
+use rusqlite_migration::{HookResult, Migrations, MigrationsBuilder};
 
 use super::{Result, StoreError};
 
@@ -15,7 +15,33 @@ static MIGRATIONS_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/store/mig
 
 /// The schema migrations, embedded from `store/migrations/*.sql` at build time.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::from_directory(&MIGRATIONS_DIR).expect("migrations directory is well-formed")
+    MigrationsBuilder::from_directory(&MIGRATIONS_DIR)
+        .expect("migrations directory is well-formed")
+        .edit(6, |m| m.set_up_hook(widen_status_check))
+        .finalize()
+}
+
+/// Migration 6: lets `deliveries.status` be 'pending'. Every existing row stays valid, so the
+/// table's SQL is edited in place and the schema cookie bumped, as SQLite documents for
+/// loosening a constraint, instead of copying the whole journal into a new table.
+fn widen_status_check(tx: &rusqlite::Transaction) -> HookResult {
+    const OLD: &str = "CHECK (status IN ('projected',";
+    const NEW: &str = "CHECK (status IN ('pending', 'projected',";
+    let cookie: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+    tx.pragma_update(None, "writable_schema", true)?;
+    let edited = tx.execute(
+        "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)
+         WHERE type = 'table' AND name = 'deliveries' AND instr(sql, ?1) > 0",
+        [OLD, NEW],
+    )?;
+    tx.pragma_update(None, "schema_version", cookie + 1)?;
+    tx.pragma_update(None, "writable_schema", false)?;
+    if edited != 1 {
+        return Err(rusqlite_migration::HookError::Hook(
+            "the deliveries table does not have the expected status constraint".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Settings for connections to one database.

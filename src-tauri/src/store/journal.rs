@@ -1,9 +1,11 @@
 //! The journal: every accepted delivery, raw, with the status the store gave it. It is the
 //! source of truth; the projection is rebuilt from it ([`reindex`]).
 //!
-//! A delivery is recorded in the same transaction as its projection, so a 200 always means
-//! both are on disk. Deliveries with the same identity are duplicates: the earliest received
-//! one (ties broken by body hash) is the one projected, whatever order they arrive in.
+//! [`append`] records a delivery and judges whether it duplicates another; that commit is what
+//! a 200 stands for. [`project_pending`] then folds it into the reports, in the same
+//! transaction when the writer has time, otherwise in a later one (see `store::backlog`).
+//! Deliveries with the same identity are duplicates: the earliest received one (ties broken by
+//! body hash) is the one projected, whatever order they arrive in.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +103,18 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// The webinars this delivery's facts are about.
+    pub fn webinars(&self) -> Vec<String> {
+        match &self.understanding {
+            Ok(Understanding::Facts { facts, .. }) => {
+                facts.iter().map(|fact| fact.webinar().uid()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The identity of a delivery: the platform's event id, or a hash of platform, trigger and
 /// body. Retries of one event share it.
 pub fn identity(delivery: &Delivery<'_>) -> String {
@@ -124,6 +138,9 @@ pub fn identity(delivery: &Delivery<'_>) -> String {
 #[ts(export, rename = "DeliveryStatus")]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Journaled and acknowledged; its facts are not in the reports yet (the writer projects
+    /// it within moments, or at the next start after a crash).
+    Pending,
     /// Understood and folded into the reports.
     Projected,
     /// The same event as an earlier delivery: kept, not applied again.
@@ -137,6 +154,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Pending => "pending",
             Status::Projected => "projected",
             Status::Duplicate => "duplicate",
             Status::Quarantined => "quarantined",
@@ -146,6 +164,7 @@ impl Status {
 
     pub fn parse(text: &str) -> Option<Status> {
         Some(match text {
+            "pending" => Status::Pending,
             "projected" => Status::Projected,
             "duplicate" => Status::Duplicate,
             "quarantined" => Status::Quarantined,
@@ -165,6 +184,20 @@ pub struct Receipt {
 
 /// Records one delivery and projects it, inside the caller's transaction.
 pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
+    let receipt = append(conn, prepared)?;
+    if receipt.status != Status::Pending {
+        return Ok(receipt);
+    }
+    Ok(Receipt {
+        delivery: receipt.delivery,
+        status: project(conn, receipt.delivery, prepared)?,
+    })
+}
+
+/// Records one delivery in the journal, inside the caller's transaction, and judges it: a
+/// duplicate, a body that cannot be used (quarantined or ignored), or `Pending` until
+/// [`project_pending`] folds it into the reports.
+pub fn append(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
     let canonical = find_canonical(conn, &prepared.identity)?;
     let earlier = canonical.as_ref().is_some_and(|c| {
         (
@@ -172,17 +205,15 @@ pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
             prepared.body_sha256.as_str(),
         ) < (c.received_at.clone(), c.body_sha256.as_str())
     });
-    let id = insert(conn, prepared)?;
-    if let Some(canonical) = canonical.as_ref().filter(|_| !earlier) {
-        set_status(conn, id, Status::Duplicate, None, Some(canonical.id))?;
-        return Ok(Receipt {
-            delivery: id,
-            status: Status::Duplicate,
-        });
-    }
-    let status = project(conn, id, prepared)?;
-    if let Some(displaced) = canonical {
-        // This copy was received before the one projected so far: it becomes the original.
+    let duplicate_of = canonical.as_ref().filter(|_| !earlier).map(|c| c.id);
+    let (status, detail) = match (duplicate_of, judge(prepared)) {
+        (Some(_), _) => (Status::Duplicate, None),
+        (None, Judgement::Final(status, detail)) => (status, detail),
+        (None, Judgement::Facts { .. }) => (Status::Pending, None),
+    };
+    let id = insert(conn, prepared, status, detail.as_deref(), duplicate_of)?;
+    if let Some(displaced) = canonical.filter(|_| earlier) {
+        // This copy was received before the one kept so far: it becomes the original.
         projection::retract(conn, displaced.id)?;
         conn.prepare_cached("UPDATE deliveries SET duplicate_of = ?1 WHERE duplicate_of = ?2")?
             .execute([id, displaced.id])?;
@@ -192,6 +223,19 @@ pub fn record(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
         delivery: id,
         status,
     })
+}
+
+/// Projects a journaled delivery if it is still pending (a copy received earlier may have
+/// made it a duplicate since), inside the caller's transaction. `None`: nothing to do.
+pub fn project_pending(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Option<Status>> {
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM deliveries WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    if status.as_deref() != Some(Status::Pending.as_str()) {
+        return Ok(None);
+    }
+    project(conn, id, prepared).map(Some)
 }
 
 struct Canonical {
@@ -216,12 +260,18 @@ fn find_canonical(conn: &Connection, identity: &str) -> Result<Option<Canonical>
         .optional()?)
 }
 
-fn insert(conn: &Connection, prepared: &Prepared) -> Result<i64> {
+fn insert(
+    conn: &Connection,
+    prepared: &Prepared,
+    status: Status,
+    detail: Option<&str>,
+    duplicate_of: Option<i64>,
+) -> Result<i64> {
     let d = &prepared.delivery;
     conn.prepare_cached(
         "INSERT INTO deliveries (platform, source_id, trigger, received_at, via, content_type,
-            headers, body, body_sha256, time_zone, identity, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'quarantined')",
+            headers, body, body_sha256, time_zone, identity, status, detail, duplicate_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         d.platform.as_str(),
@@ -235,6 +285,9 @@ fn insert(conn: &Connection, prepared: &Prepared) -> Result<i64> {
         prepared.body_sha256,
         d.time_zone.name(),
         prepared.identity,
+        status.as_str(),
+        detail,
+        duplicate_of,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -253,6 +306,44 @@ fn set_status(
     Ok(())
 }
 
+/// What the parse alone says about a delivery.
+enum Judgement<'a> {
+    /// It will not be projected: this status, with this detail.
+    Final(Status, Option<String>),
+    /// Facts to project.
+    Facts {
+        facts: &'a [crate::facts::Fact],
+        observed_at: Option<DateTime<Utc>>,
+        warnings: &'a [String],
+    },
+}
+
+fn judge(prepared: &Prepared) -> Judgement<'_> {
+    if prepared.delivery.via == Via::SelfTest {
+        return Judgement::Final(Status::Ignored, Some(SELF_TEST_DETAIL.to_owned()));
+    }
+    match &prepared.understanding {
+        Err(error) => Judgement::Final(Status::Quarantined, Some(error.to_string())),
+        Ok(Understanding::Ignored { reason }) => {
+            Judgement::Final(Status::Ignored, Some(reason.clone()))
+        }
+        Ok(Understanding::Facts {
+            facts,
+            observed_at,
+            warnings,
+        }) => Judgement::Facts {
+            facts,
+            observed_at: *observed_at,
+            warnings,
+        },
+    }
+}
+
+/// Sets aside a delivery that cannot be projected, saying why.
+pub fn quarantine(conn: &Connection, id: i64, detail: &str) -> Result<()> {
+    set_status(conn, id, Status::Quarantined, Some(detail), None)
+}
+
 /// Why a test delivery is not in the reports.
 pub const SELF_TEST_DETAIL: &str =
     "a test delivery sent through the tunnel by \"Send a test delivery\": not counted in reports";
@@ -260,30 +351,16 @@ pub const SELF_TEST_DETAIL: &str =
 /// Projects a recorded delivery and sets its status. A projection failure quarantines the
 /// delivery (its partial writes undone) instead of losing it or failing its batch.
 fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
-    if prepared.delivery.via == Via::SelfTest {
-        set_status(conn, id, Status::Ignored, Some(SELF_TEST_DETAIL), None)?;
-        return Ok(Status::Ignored);
-    }
-    let (facts, observed_at, warnings) = match &prepared.understanding {
-        Err(error) => {
-            set_status(
-                conn,
-                id,
-                Status::Quarantined,
-                Some(&error.to_string()),
-                None,
-            )?;
-            return Ok(Status::Quarantined);
+    let (facts, observed_at, warnings) = match judge(prepared) {
+        Judgement::Final(status, detail) => {
+            set_status(conn, id, status, detail.as_deref(), None)?;
+            return Ok(status);
         }
-        Ok(Understanding::Ignored { reason }) => {
-            set_status(conn, id, Status::Ignored, Some(reason), None)?;
-            return Ok(Status::Ignored);
-        }
-        Ok(Understanding::Facts {
+        Judgement::Facts {
             facts,
             observed_at,
             warnings,
-        }) => (facts, observed_at, warnings),
+        } => (facts, observed_at, warnings),
     };
     let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
     // Cached statements: this runs for every delivery, and parsing it each time showed up.
@@ -396,6 +473,20 @@ pub fn load(conn: &Connection, id: i64) -> Result<Option<NewDelivery>> {
     .transpose()
 }
 
+/// A journaled delivery parsed again with today's parsers, keeping the identity it was given
+/// on arrival (duplicates were judged by it).
+pub fn reparse(conn: &Connection, id: i64) -> Result<Prepared> {
+    let missing = || StoreError::Invalid(format!("there is no delivery {id}"));
+    let identity: String = conn
+        .prepare_cached("SELECT identity FROM deliveries WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or_else(missing)?;
+    let mut prepared = Prepared::new(load(conn, id)?.ok_or_else(missing)?);
+    prepared.identity = identity;
+    Ok(prepared)
+}
+
 fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
     let platform: String = row.get(0)?;
     let received_at: String = row.get(3)?;
@@ -451,23 +542,18 @@ pub fn reindex(conn: &Connection) -> Result<ReindexReport> {
 /// Parses one original delivery again with today's parsers and replaces what it projected
 /// (after a parser fix). A duplicate is refused: its original is the one to reprocess.
 pub fn reprocess(conn: &Connection, id: i64) -> Result<Receipt> {
-    let found: Option<(String, Option<i64>)> = conn
-        .prepare_cached("SELECT identity, duplicate_of FROM deliveries WHERE id = ?1")?
-        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let (identity, duplicate_of) =
-        found.ok_or_else(|| StoreError::Invalid(format!("there is no delivery {id}")))?;
+    let duplicate_of: Option<i64> = conn
+        .prepare_cached("SELECT duplicate_of FROM deliveries WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Invalid(format!("there is no delivery {id}")))?;
     if let Some(original) = duplicate_of {
         return Err(StoreError::Invalid(format!(
             "delivery {id} is a duplicate of delivery {original}: reprocess that one"
         )));
     }
     projection::retract(conn, id)?;
-    let delivery =
-        load(conn, id)?.ok_or_else(|| StoreError::Invalid(format!("there is no delivery {id}")))?;
-    let mut prepared = Prepared::new(delivery);
-    prepared.identity = identity;
-    let status = project(conn, id, &prepared)?;
+    let status = project(conn, id, &reparse(conn, id)?)?;
     Ok(Receipt {
         delivery: id,
         status,
@@ -538,7 +624,7 @@ impl ReindexReport {
             Status::Projected => self.projected += 1,
             Status::Quarantined => self.quarantined += 1,
             Status::Ignored => self.ignored += 1,
-            Status::Duplicate => {}
+            Status::Duplicate | Status::Pending => {}
         }
     }
 }

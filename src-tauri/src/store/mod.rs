@@ -5,6 +5,7 @@
 //! webhooks cost one fsync); reads use separate read-only connections ([`ReadPool`]). Nothing
 //! here parses a platform payload: it calls `platforms::parse` and records the outcome.
 
+mod backlog;
 pub mod backup;
 mod connection;
 pub mod journal;

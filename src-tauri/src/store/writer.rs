@@ -1,21 +1,29 @@
 //! The writer thread: the only connection that writes. It takes deliveries from a queue in
-//! batches and commits each batch in one transaction (group commit: a burst of a thousand
-//! webhooks costs a handful of fsyncs), then answers every waiting request.
+//! batches and journals each batch in one transaction (group commit: a burst of a thousand
+//! webhooks costs a handful of fsyncs), then answers every waiting request. The same
+//! transaction projects deliveries from the front of the backlog (`store::backlog`) for a
+//! quarter of the time the batch took, at least one: a lone webhook is in the reports when its
+//! 200 goes out, and a burst is acknowledged at the journal's speed and projected as soon as
+//! the writer has time.
 //!
 //! A request is answered only after its batch is committed, so a 200 always means the raw
 //! delivery is on disk. When a commit fails (disk full, database locked by another process),
 //! every request of the batch gets a transient error and its sender retries; nothing was
 //! half-written, because the transaction rolled back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::journal::{self, Prepared, Receipt};
+use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
+use super::journal::{self, Prepared, Receipt, Status};
 use super::sources::{self, Rejection};
 use super::{open_writer, Result, StoreError, StoreOptions};
 
@@ -25,12 +33,22 @@ const QUEUE_CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 1024;
 /// Body bytes per transaction, at most: a few huge attendee lists go in batches of their own.
 const MAX_BATCH_BYTES: usize = 64 << 20;
+/// Under load, a batch's transaction also projects for this fraction of the time the batch
+/// took: answers come first, and the backlog is worked off when the burst is over.
+const PROJECTION_SHARE: u32 = 4;
+/// With no batch waiting, a projection transaction holds the write lock this long at most, so
+/// a webhook arriving meanwhile waits no longer.
+const IDLE_SLICE: Duration = Duration::from_millis(50);
+/// After a projection failure (disk full), the backlog waits this long before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// On stop, the backlog is projected for this long at most; the rest is at the next start.
+const STOP_DRAIN: Duration = Duration::from_secs(5);
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
 enum Job {
-    Record(Box<Prepared>, Reply<Receipt>),
+    Record(Arc<Prepared>, Reply<Receipt>),
     Reject(Rejection, String),
     Run(Task),
 }
@@ -38,27 +56,12 @@ enum Job {
 /// What the writer committed, announced to whoever listens (the dashboard's live stream).
 #[derive(Debug, Clone)]
 pub struct Committed {
+    /// Deliveries journaled by this commit, each with the status it has after it.
     pub receipts: Vec<Receipt>,
-    /// The webinars whose reports these deliveries changed.
+    /// Deliveries journaled before that this commit projected, with their final status.
+    pub projected: Vec<Receipt>,
+    /// The webinars whose reports this commit changed.
     pub webinars: Vec<String>,
-}
-
-/// The webinars a batch's projected deliveries touched.
-fn touched_webinars(records: &[&Prepared], receipts: &[Receipt]) -> Vec<String> {
-    let mut webinars: Vec<String> = records
-        .iter()
-        .zip(receipts)
-        .filter(|(_, receipt)| receipt.status == super::journal::Status::Projected)
-        .filter_map(|(prepared, _)| match &prepared.understanding {
-            Ok(crate::platforms::Understanding::Facts { facts, .. }) => Some(facts),
-            _ => None,
-        })
-        .flatten()
-        .map(|fact| fact.webinar().uid())
-        .collect();
-    webinars.sort();
-    webinars.dedup();
-    webinars
 }
 
 /// A handle to the writer thread; cheap to clone. The thread stops when every handle is gone.
@@ -84,24 +87,26 @@ impl Writer {
     /// Opens the database (creating and migrating it) and starts the writer thread.
     pub fn start(path: &Path, options: &StoreOptions) -> Result<(Writer, WriterThread)> {
         let conn = open_writer(path, options)?;
+        let backlog = Backlog::recover(&conn)?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let (committed, _) = broadcast::channel(256);
         let announcer = committed.clone();
         let thread = std::thread::Builder::new()
             .name("rollcall-writer".into())
-            .spawn(move || run(conn, queue, &announcer))
+            .spawn(move || run(conn, queue, backlog, &announcer))
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
         Ok((Writer { jobs, committed }, WriterThread(thread)))
     }
 
-    /// Journals and projects one delivery; resolves once it is committed.
+    /// Journals one delivery; resolves once it is committed.
     pub async fn record(&self, prepared: Prepared) -> Result<Receipt> {
         let (reply, receipt) = oneshot::channel();
-        self.send(Job::Record(Box::new(prepared), reply)).await?;
+        self.send(Job::Record(Arc::new(prepared), reply)).await?;
         receipt.await.map_err(|_| stopped())?
     }
 
-    /// Runs `task` on the writer's connection, between batches.
+    /// Runs `task` on the writer's connection, between batches, once every delivery journaled
+    /// before it is projected (so it also serves to wait until the reports are up to date).
     pub async fn run<T: Send + 'static>(
         &self,
         task: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -136,17 +141,57 @@ fn stopped() -> StoreError {
 fn run(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
+    mut backlog: Backlog,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    while let Some(first) = queue.blocking_recv() {
+    loop {
+        let first = if backlog.ready() {
+            match queue.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Empty) => {
+                    project_alone(
+                        &mut conn,
+                        &mut backlog,
+                        Instant::now() + IDLE_SLICE,
+                        announcer,
+                    );
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else if backlog.is_empty() {
+            match queue.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            }
+        } else {
+            // The backlog waits after a failure; look for work now and then meanwhile.
+            match queue.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        };
         let batch = fill_batch(first, &mut queue);
-        let outcome = catch_unwind(AssertUnwindSafe(|| process(&mut conn, batch, announcer)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            process(&mut conn, batch, &mut backlog, announcer)
+        }));
         if outcome.is_err() {
             // Waiting requests see their reply dropped and answer 503; the thread goes on.
+            backlog.rolled_back();
             tracing::error!("a batch panicked in the writer; its requests were refused");
         }
     }
-    // Every handle is gone: the queue is drained, and the connection closes here.
+    // Every handle is gone and the queue is drained; the connection closes here.
+    drain(
+        &mut conn,
+        &mut backlog,
+        Some(Instant::now() + STOP_DRAIN),
+        announcer,
+    );
 }
 
 fn fill_batch(first: Job, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
@@ -171,7 +216,12 @@ fn job_bytes(job: &Job) -> usize {
     }
 }
 
-fn process(conn: &mut Connection, batch: Vec<Job>, announcer: &broadcast::Sender<Committed>) {
+fn process(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    backlog: &mut Backlog,
+    announcer: &broadcast::Sender<Committed>,
+) {
     let mut records = Vec::new();
     let mut rejections: BTreeMap<(Rejection, String), u64> = BTreeMap::new();
     let mut tasks = Vec::new();
@@ -186,7 +236,10 @@ fn process(conn: &mut Connection, batch: Vec<Job>, announcer: &broadcast::Sender
     }
     if !records.is_empty() || !rejections.is_empty() {
         let rejections: Vec<_> = rejections.into_iter().collect();
-        commit_records(conn, records, &rejections, announcer);
+        commit_records(conn, records, &rejections, backlog, announcer);
+    }
+    if !tasks.is_empty() {
+        drain(conn, backlog, None, announcer);
     }
     for task in tasks {
         task(conn);
@@ -197,26 +250,38 @@ fn process(conn: &mut Connection, batch: Vec<Job>, announcer: &broadcast::Sender
 /// one bad delivery cannot cost the others their answer.
 fn commit_records(
     conn: &mut Connection,
-    records: Vec<(Box<Prepared>, Reply<Receipt>)>,
+    records: Vec<(Arc<Prepared>, Reply<Receipt>)>,
     rejections: &[((Rejection, String), u64)],
+    backlog: &mut Backlog,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    let prepared: Vec<&Prepared> = records.iter().map(|(p, _)| p.as_ref()).collect();
-    match commit(conn, &prepared, rejections) {
-        Ok(receipts) => {
-            let webinars = touched_webinars(&prepared, &receipts);
-            drop(prepared);
+    let prepared: Vec<Arc<Prepared>> = records.iter().map(|(p, _)| p.clone()).collect();
+    match commit(conn, &prepared, rejections, backlog) {
+        Ok((mut receipts, slice)) => {
+            let mut fresh: HashMap<i64, Status> = slice
+                .receipts
+                .iter()
+                .map(|r| (r.delivery, r.status))
+                .collect();
+            for receipt in &mut receipts {
+                if let Some(status) = fresh.remove(&receipt.delivery) {
+                    receipt.status = status;
+                }
+            }
             for ((_, reply), receipt) in records.into_iter().zip(&receipts) {
                 let _ = reply.send(Ok(*receipt));
             }
-            if !receipts.is_empty() {
-                let _ = announcer.send(Committed { receipts, webinars });
-            }
+            let projected = slice
+                .receipts
+                .into_iter()
+                .filter(|r| fresh.contains_key(&r.delivery))
+                .collect();
+            announce(announcer, receipts, projected, slice.webinars);
         }
         Err(error) if records.len() > 1 && !error.is_transient() => {
             tracing::warn!(%error, "a batch failed to commit; committing its deliveries one by one");
             for record in records {
-                commit_records(conn, vec![record], &[], announcer);
+                commit_records(conn, vec![record], &[], backlog, announcer);
             }
         }
         Err(error) => {
@@ -229,39 +294,130 @@ fn commit_records(
     }
 }
 
-/// Deliveries above this size are committed with SQLite's statement journal on disk.
-const MEMORY_JOURNAL_LIMIT: usize = 256 << 10;
+fn announce(
+    announcer: &broadcast::Sender<Committed>,
+    receipts: Vec<Receipt>,
+    projected: Vec<Receipt>,
+    webinars: Vec<String>,
+) {
+    if receipts.is_empty() && projected.is_empty() {
+        return;
+    }
+    let _ = announcer.send(Committed {
+        receipts,
+        projected,
+        webinars,
+    });
+}
+
+/// Journals a batch and projects from the backlog, in one transaction.
+fn commit(
+    conn: &mut Connection,
+    records: &[Arc<Prepared>],
+    rejections: &[((Rejection, String), u64)],
+    backlog: &mut Backlog,
+) -> Result<(Vec<Receipt>, Slice)> {
+    let started = Instant::now();
+    let large = backlog.front_is_large()
+        || (backlog.is_empty() && records.iter().any(|p| p.delivery.body.len() > LARGE_BODY));
+    choose_temp_store(conn, large)?;
+    let outcome = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut receipts = Vec::with_capacity(records.len());
+        for prepared in records {
+            let receipt = journal::append(&tx, prepared)?;
+            if receipt.status == Status::Pending {
+                backlog.push(receipt.delivery, prepared.clone());
+            }
+            receipts.push(receipt);
+        }
+        sources::count_rejections(&tx, rejections)?;
+        let budget = Budget {
+            until: Instant::now() + started.elapsed() / PROJECTION_SHARE,
+            large,
+        };
+        let slice = project_within(&tx, backlog, budget)?;
+        tx.commit()?;
+        Ok((receipts, slice))
+    })();
+    match &outcome {
+        Ok((_, slice)) => backlog.committed(slice.taken),
+        Err(_) => backlog.rolled_back(),
+    }
+    outcome
+}
+
+/// Projects from the backlog inside a savepoint of the caller's transaction: a projection that
+/// fails for a reason other than the store's condition is undone and retried later, without
+/// costing the batch its commit.
+fn project_within(conn: &Connection, backlog: &mut Backlog, budget: Budget) -> Result<Slice> {
+    if !backlog.ready() {
+        return Ok(Slice::default());
+    }
+    conn.prepare_cached("SAVEPOINT backlog")?.execute([])?;
+    match backlog.project(conn, budget) {
+        Ok(slice) => {
+            conn.prepare_cached("RELEASE backlog")?.execute([])?;
+            Ok(slice)
+        }
+        Err(error) if !error.is_transient() => {
+            conn.execute_batch("ROLLBACK TO backlog; RELEASE backlog")?;
+            tracing::error!(%error, "could not project the backlog; retrying shortly");
+            backlog.pause(RETRY_AFTER);
+            Ok(Slice::default())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// One transaction that only projects, until `until`.
+fn project_alone(
+    conn: &mut Connection,
+    backlog: &mut Backlog,
+    until: Instant,
+    announcer: &broadcast::Sender<Committed>,
+) {
+    let large = backlog.front_is_large();
+    let outcome = choose_temp_store(conn, large).and_then(|()| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let slice = project_within(&tx, backlog, Budget { until, large })?;
+        tx.commit()?;
+        Ok(slice)
+    });
+    match outcome {
+        Ok(slice) => {
+            backlog.committed(slice.taken);
+            announce(announcer, Vec::new(), slice.receipts, slice.webinars);
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not project the backlog; retrying shortly");
+            backlog.pause(RETRY_AFTER);
+        }
+    }
+}
+
+/// Projects the whole backlog (before a task, or on stop until `deadline`).
+fn drain(
+    conn: &mut Connection,
+    backlog: &mut Backlog,
+    deadline: Option<Instant>,
+    announcer: &broadcast::Sender<Committed>,
+) {
+    while backlog.ready() && deadline.is_none_or(|d| Instant::now() < d) {
+        project_alone(conn, backlog, Instant::now() + IDLE_SLICE, announcer);
+    }
+}
 
 /// Each delivery is projected inside a savepoint, whose statement journal copies every page
 /// the projection touches: in memory that saves a file write per page (a fifth of the writer's
 /// time under load). But SQLite truncates an in-memory statement journal by walking it from
 /// the start, which is quadratic for one huge delivery (a 50,000-attendee list took 90 s instead
-/// of 5), so a batch holding a large body keeps the journal in a temporary file.
-fn choose_temp_store(conn: &Connection, records: &[&Prepared]) -> Result<()> {
-    let large = records
-        .iter()
-        .any(|p| p.delivery.body.len() > MEMORY_JOURNAL_LIMIT);
-    let wanted = if large { "FILE" } else { "MEMORY" };
+/// of 5), so a transaction projecting a large body keeps the journal in a temporary file.
+fn choose_temp_store(conn: &Connection, large: bool) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "temp_store", |row| row.get(0))?;
     // 1 is FILE, 2 is MEMORY.
-    if (current == 2) != (wanted == "MEMORY") {
-        conn.pragma_update(None, "temp_store", wanted)?;
+    if (current == 2) == large {
+        conn.pragma_update(None, "temp_store", if large { "FILE" } else { "MEMORY" })?;
     }
     Ok(())
-}
-
-fn commit(
-    conn: &mut Connection,
-    records: &[&Prepared],
-    rejections: &[((Rejection, String), u64)],
-) -> Result<Vec<Receipt>> {
-    choose_temp_store(conn, records)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let receipts = records
-        .iter()
-        .map(|prepared| journal::record(&tx, prepared))
-        .collect::<Result<Vec<_>>>()?;
-    sources::count_rejections(&tx, rejections)?;
-    tx.commit()?;
-    Ok(receipts)
 }

@@ -64,6 +64,7 @@ export const STATUS_LABEL: Record<string, string> = {
   live: 'Live',
   ended: 'Ended',
   deleted: 'Deleted',
+  pending: 'Being projected',
   projected: 'Projected',
   duplicate: 'Duplicate',
   quarantined: 'Quarantined',
