@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rollcall::facts::Platform;
-use rollcall::store::{database_path, open_read_only, open_writer, sources, StoreOptions};
+use rollcall::store::{database_path, open_read_only, open_writer, StoreOptions};
 use serde_json::{json, Value};
 
 use generate::Spec;
@@ -131,17 +131,32 @@ fn record_load(results: &mut Results, what: &str, r: &LoadResult) {
     results.add("ingest", name("errors"), r.errors as f64, "");
 }
 
-/// A fresh data directory with one source per platform: (dir, tokens by platform).
+/// A fresh data directory with one source per platform, added by the binary measured (an
+/// earlier build refuses a database this one has migrated): (dir, tokens by platform).
 fn fresh_data_dir() -> anyhow::Result<(
     tempfile::TempDir,
     std::collections::HashMap<Platform, String>,
 )> {
     let dir = tempfile::tempdir()?;
-    let conn = open_writer(&database_path(dir.path()), &StoreOptions::default())?;
-    let mut tokens = std::collections::HashMap::new();
     for platform in Platform::ALL {
-        let source = sources::add(&conn, platform, platform.as_str(), chrono_tz::UTC, &[])?;
-        tokens.insert(platform, source.token);
+        let added = load::rollcall()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["sources", "add", platform.as_str(), platform.as_str()])
+            .args(["--time-zone", "UTC"])
+            .output()?;
+        anyhow::ensure!(
+            added.status.success(),
+            "sources add: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    let conn = open_read_only(&database_path(dir.path()), &StoreOptions::default())?;
+    let mut tokens = std::collections::HashMap::new();
+    let mut stmt = conn.prepare("SELECT platform, token FROM sources")?;
+    for row in stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))? {
+        let (platform, token) = row?;
+        tokens.insert(platform.parse().map_err(anyhow::Error::msg)?, token);
     }
     Ok((dir, tokens))
 }
@@ -187,6 +202,12 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
         })
         .await;
         record_load(results, "tagmango hooks", &hooks);
+        record_catch_up(
+            results,
+            &format!("tagmango hooks @{connections}"),
+            dir.path(),
+        )
+        .await?;
         let lists = load::run(connections, duration, {
             let url = bigmarker_url.clone();
             let tag = format!("{run_id}-{connections}");
@@ -203,6 +224,12 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
         })
         .await;
         record_load(results, "bigmarker lists", &lists);
+        record_catch_up(
+            results,
+            &format!("bigmarker lists @{connections}"),
+            dir.path(),
+        )
+        .await?;
         acknowledged += hooks.ok + lists.ok;
         let storage = storage_ceiling(connections, duration, &run_id)?;
         results.add(
@@ -268,6 +295,37 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
         "",
         format!("= {acknowledged}"),
         stored as u64 == acknowledged,
+    );
+    Ok(())
+}
+
+/// Deliveries are acknowledged once journaled and projected as the writer finds time: how many
+/// were left to project when the load stopped, and how long the writer took to finish them.
+async fn record_catch_up(results: &mut Results, what: &str, dir: &Path) -> anyhow::Result<()> {
+    let conn = open_read_only(&database_path(dir), &StoreOptions::default())?;
+    let pending = || -> anyhow::Result<i64> {
+        Ok(conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    let left = pending()?;
+    let started = Instant::now();
+    while pending()? > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    results.add(
+        "ingest",
+        format!("{what}: pending when the load stopped"),
+        left as f64,
+        "",
+    );
+    results.add(
+        "ingest",
+        format!("{what}: all projected after"),
+        started.elapsed().as_secs_f64(),
+        "s",
     );
     Ok(())
 }

@@ -15,9 +15,10 @@ use rusqlite::Connection;
 use super::journal::{self, Prepared, Receipt, Status};
 use super::Result;
 
-/// Bodies kept in memory for projection, at most; beyond it they are read back from the
-/// journal when their turn comes, so a long burst cannot grow the process without bound.
-const KEPT_BYTES: usize = 64 << 20;
+/// Bodies kept in memory with their parse for projection, at most (the parse takes two to
+/// three times the body's size); beyond it they are read back from the journal when their turn
+/// comes, so a long burst cannot grow the process without bound.
+const KEPT_BYTES: usize = 16 << 20;
 
 /// Bodies above this are projected with SQLite's statement journal in a file (see
 /// `writer::choose_temp_store`).
@@ -126,13 +127,19 @@ impl Backlog {
             .is_some_and(|p| p.body_len > LARGE_BODY)
     }
 
-    /// Projects from the front, inside the caller's transaction, until the budget is spent.
-    /// Nothing leaves the backlog until [`Backlog::committed`] says the transaction held.
-    pub fn project(&self, conn: &Connection, budget: Budget) -> Result<Slice> {
+    /// Projects from the front, inside the caller's transaction, until the budget is spent or
+    /// `interrupted` says other work is waiting (at least one delivery either way). Nothing
+    /// leaves the backlog until [`Backlog::committed`] says the transaction held.
+    pub fn project(
+        &self,
+        conn: &Connection,
+        budget: Budget,
+        interrupted: impl Fn() -> bool,
+    ) -> Result<Slice> {
         let mut slice = Slice::default();
         for pending in &self.pending {
-            let out_of_time = slice.taken > 0 && Instant::now() >= budget.until;
-            if out_of_time || (pending.body_len > LARGE_BODY && !budget.large) {
+            let stop = slice.taken > 0 && (Instant::now() >= budget.until || interrupted());
+            if stop || (pending.body_len > LARGE_BODY && !budget.large) {
                 break;
             }
             let loaded;
@@ -242,7 +249,7 @@ mod tests {
             until: Instant::now(),
             large: false,
         };
-        let slice = backlog.project(&conn, spent).unwrap();
+        let slice = backlog.project(&conn, spent, || false).unwrap();
         assert_eq!(slice.taken, 1);
         assert_eq!(slice.webinars, vec!["tagmango:w1".to_owned()]);
         backlog.committed(slice.taken);
@@ -255,8 +262,12 @@ mod tests {
             until: Instant::now() + Duration::from_secs(60),
             large: false,
         };
-        let slice = recovered.project(&conn, ample).unwrap();
-        assert_eq!(slice.taken, 2);
+        // Other work waiting interrupts a slice after one delivery, whatever the budget.
+        let slice = recovered.project(&conn, ample, || true).unwrap();
+        assert_eq!(slice.taken, 1);
+        recovered.committed(slice.taken);
+        let slice = recovered.project(&conn, ample, || false).unwrap();
+        assert_eq!(slice.taken, 1);
         recovered.committed(slice.taken);
         assert!(recovered.is_empty());
         assert_eq!(statuses(&conn), ["projected", "projected", "projected"]);
@@ -279,7 +290,7 @@ mod tests {
             until: Instant::now() + Duration::from_secs(60),
             large: false,
         };
-        let slice = backlog.project(&conn, ample).unwrap();
+        let slice = backlog.project(&conn, ample, || false).unwrap();
         assert_eq!(slice.taken, 2);
         assert_eq!(
             slice.receipts,

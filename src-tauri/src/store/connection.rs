@@ -2,7 +2,7 @@
 //! must not touch (a newer schema, a foreign file). Read connections come from a small pool.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use include_dir::{include_dir, Dir};
@@ -166,7 +166,10 @@ fn migrations_count() -> usize {
     MIGRATIONS_DIR.dirs().count()
 }
 
-/// A few read-only connections, reused across requests.
+/// A few read-only connections, reused across requests. At most [`MAX_READERS`] are open: a
+/// read beyond that waits for one to come back (reads are short) rather than opening another,
+/// which costs a schema parse and an empty statement cache, and under a burst of webhooks
+/// happened for most of them.
 #[derive(Clone)]
 pub struct ReadPool {
     inner: Arc<PoolInner>,
@@ -175,18 +178,26 @@ pub struct ReadPool {
 struct PoolInner {
     path: PathBuf,
     options: StoreOptions,
-    idle: Mutex<Vec<Connection>>,
+    state: Mutex<PoolState>,
+    returned: Condvar,
 }
 
-/// Idle connections kept beyond this are closed: reads are short.
-const MAX_IDLE_READERS: usize = 8;
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// Read connections open at most.
+const MAX_READERS: usize = 8;
 
 impl ReadPool {
     pub fn new(path: &Path, options: StoreOptions) -> Self {
         let inner = PoolInner {
             path: path.to_owned(),
             options,
-            idle: Mutex::new(Vec::new()),
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
         };
         Self {
             inner: Arc::new(inner),
@@ -198,22 +209,40 @@ impl ReadPool {
         &self,
         read: impl FnOnce(&Connection) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_read_only(&self.inner.path, &self.inner.options)?,
-        };
+        let conn = self.take()?;
         let result = read(&conn);
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
+        let mut state = self.lock();
+        state.idle.push(conn);
+        drop(state);
+        self.inner.returned.notify_one();
         result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take(&self) -> Result<Connection> {
+        let mut state = self.lock();
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(conn);
+            }
+            if state.open < MAX_READERS {
+                state.open += 1;
+                drop(state);
+                let opened = open_read_only(&self.inner.path, &self.inner.options);
+                if opened.is_err() {
+                    self.lock().open -= 1;
+                }
+                return opened;
+            }
+            state = self
+                .inner
+                .returned
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 

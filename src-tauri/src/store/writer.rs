@@ -36,8 +36,10 @@ const MAX_BATCH_BYTES: usize = 64 << 20;
 /// Under load, a batch's transaction also projects for this fraction of the time the batch
 /// took: answers come first, and the backlog is worked off when the burst is over.
 const PROJECTION_SHARE: u32 = 4;
-/// With no batch waiting, a projection transaction holds the write lock this long at most, so
-/// a webhook arriving meanwhile waits no longer.
+/// The queue must stay empty this long before the writer projects on its own.
+const IDLE_AFTER: Duration = Duration::from_millis(1);
+/// A projection transaction of its own stops at the first webhook waiting, and lasts this long
+/// at most (the stop waits for one, and the statement journal grows with it).
 const IDLE_SLICE: Duration = Duration::from_millis(50);
 /// After a projection failure (disk full), the backlog waits this long before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -146,15 +148,10 @@ fn run(
 ) {
     loop {
         let first = if backlog.ready() {
-            match queue.try_recv() {
+            match wait_briefly(&mut queue) {
                 Ok(job) => job,
                 Err(TryRecvError::Empty) => {
-                    project_alone(
-                        &mut conn,
-                        &mut backlog,
-                        Instant::now() + IDLE_SLICE,
-                        announcer,
-                    );
+                    project_alone(&mut conn, &mut backlog, Some(&queue), announcer);
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => break,
@@ -192,6 +189,21 @@ fn run(
         Some(Instant::now() + STOP_DRAIN),
         announcer,
     );
+}
+
+/// The next job if one arrives within [`IDLE_AFTER`]: senders waiting on their answers post
+/// again within a fraction of that, and a projection slice started in between would make them
+/// wait for its commit.
+fn wait_briefly(queue: &mut mpsc::Receiver<Job>) -> Result<Job, TryRecvError> {
+    let until = Instant::now() + IDLE_AFTER;
+    loop {
+        match queue.try_recv() {
+            Err(TryRecvError::Empty) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn fill_batch(first: Job, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
@@ -310,7 +322,9 @@ fn announce(
     });
 }
 
-/// Journals a batch and projects from the backlog, in one transaction.
+/// Journals a batch and projects from the backlog, in one transaction. A projection that fails
+/// for a reason other than the store's condition pauses the backlog, and the batch is journaled
+/// again without it: a defect in the projection never costs a sender its answer.
 fn commit(
     conn: &mut Connection,
     records: &[Arc<Prepared>],
@@ -321,6 +335,7 @@ fn commit(
     let large = backlog.front_is_large()
         || (backlog.is_empty() && records.iter().any(|p| p.delivery.body.len() > LARGE_BODY));
     choose_temp_store(conn, large)?;
+    let mut projection_failed = false;
     let outcome = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut receipts = Vec::with_capacity(records.len());
@@ -332,11 +347,18 @@ fn commit(
             receipts.push(receipt);
         }
         sources::count_rejections(&tx, rejections)?;
-        let budget = Budget {
-            until: Instant::now() + started.elapsed() / PROJECTION_SHARE,
-            large,
-        };
-        let slice = project_within(&tx, backlog, budget)?;
+        let mut slice = Slice::default();
+        if backlog.ready() {
+            let budget = Budget {
+                until: Instant::now() + started.elapsed() / PROJECTION_SHARE,
+                large,
+            };
+            slice = backlog
+                .project(&tx, budget, || false)
+                .inspect_err(|error| {
+                    projection_failed = !error.is_transient();
+                })?;
+        }
         tx.commit()?;
         Ok((receipts, slice))
     })();
@@ -344,43 +366,31 @@ fn commit(
         Ok((_, slice)) => backlog.committed(slice.taken),
         Err(_) => backlog.rolled_back(),
     }
+    if let (Err(error), true) = (&outcome, projection_failed) {
+        tracing::error!(%error, "could not project the backlog; retrying shortly");
+        backlog.pause(RETRY_AFTER);
+        return commit(conn, records, rejections, backlog);
+    }
     outcome
 }
 
-/// Projects from the backlog inside a savepoint of the caller's transaction: a projection that
-/// fails for a reason other than the store's condition is undone and retried later, without
-/// costing the batch its commit.
-fn project_within(conn: &Connection, backlog: &mut Backlog, budget: Budget) -> Result<Slice> {
-    if !backlog.ready() {
-        return Ok(Slice::default());
-    }
-    conn.prepare_cached("SAVEPOINT backlog")?.execute([])?;
-    match backlog.project(conn, budget) {
-        Ok(slice) => {
-            conn.prepare_cached("RELEASE backlog")?.execute([])?;
-            Ok(slice)
-        }
-        Err(error) if !error.is_transient() => {
-            conn.execute_batch("ROLLBACK TO backlog; RELEASE backlog")?;
-            tracing::error!(%error, "could not project the backlog; retrying shortly");
-            backlog.pause(RETRY_AFTER);
-            Ok(Slice::default())
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// One transaction that only projects, until `until`.
+/// One transaction that only projects, until a job is waiting in `queue` (if given) or the
+/// slice's time is up.
 fn project_alone(
     conn: &mut Connection,
     backlog: &mut Backlog,
-    until: Instant,
+    queue: Option<&mpsc::Receiver<Job>>,
     announcer: &broadcast::Sender<Committed>,
 ) {
     let large = backlog.front_is_large();
+    let budget = Budget {
+        until: Instant::now() + IDLE_SLICE,
+        large,
+    };
+    let waiting = || queue.is_some_and(|q| !q.is_empty());
     let outcome = choose_temp_store(conn, large).and_then(|()| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let slice = project_within(&tx, backlog, Budget { until, large })?;
+        let slice = backlog.project(&tx, budget, waiting)?;
         tx.commit()?;
         Ok(slice)
     });
@@ -404,7 +414,7 @@ fn drain(
     announcer: &broadcast::Sender<Committed>,
 ) {
     while backlog.ready() && deadline.is_none_or(|d| Instant::now() < d) {
-        project_alone(conn, backlog, Instant::now() + IDLE_SLICE, announcer);
+        project_alone(conn, backlog, None, announcer);
     }
 }
 
@@ -414,7 +424,9 @@ fn drain(
 /// the start, which is quadratic for one huge delivery (a 50,000-attendee list took 90 s instead
 /// of 5), so a transaction projecting a large body keeps the journal in a temporary file.
 fn choose_temp_store(conn: &Connection, large: bool) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "temp_store", |row| row.get(0))?;
+    let current: i64 = conn
+        .prepare_cached("PRAGMA temp_store")?
+        .query_row([], |row| row.get(0))?;
     // 1 is FILE, 2 is MEMORY.
     if (current == 2) == large {
         conn.pragma_update(None, "temp_store", if large { "FILE" } else { "MEMORY" })?;
