@@ -521,22 +521,104 @@ fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
 /// today's parsers (a delivery quarantined yesterday may be projected today). Runs in the
 /// caller's transaction, so readers see the old tables or the new ones, never a mix.
 pub fn reindex(conn: &Connection) -> Result<ReindexReport> {
-    projection::clear(conn)?;
-    let ids: Vec<(i64, String)> = conn
-        .prepare("SELECT id, identity FROM deliveries WHERE duplicate_of IS NULL ORDER BY id")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    // Foreign keys are checked once at commit rather than by every insert, which otherwise
+    // keeps a statement journal for each (SQLite resets this when the transaction ends).
+    conn.pragma_update(None, "defer_foreign_keys", true)?;
+    let mut rebuild = projection::Rebuild::start(conn)?;
     let mut report = ReindexReport::default();
-    for (id, identity) in ids {
-        let delivery = load(conn, id)?
-            .ok_or_else(|| StoreError::Invalid(format!("delivery {id} vanished")))?;
-        let mut prepared = Prepared::new(delivery);
-        // The identity given on arrival stands: duplicates were judged by it.
-        prepared.identity = identity;
-        let status = project(conn, id, &prepared)?;
-        report.count(status);
+    let mut after = 0;
+    loop {
+        let page = originals_after(conn, after)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for original in page {
+            let understanding = platforms::parse(&original.delivery.as_parser_input());
+            let prepared = Prepared {
+                delivery: original.delivery,
+                body_sha256: original.body_sha256,
+                // The identity given on arrival stands: duplicates were judged by it.
+                identity: original.identity,
+                understanding,
+            };
+            let (status, detail) = rebuild_one(conn, &mut rebuild, original.id, &prepared)?;
+            if (status, &detail) != (original.status, &original.detail) {
+                set_status(conn, original.id, status, detail.as_deref(), None)?;
+            }
+            report.count(status);
+        }
     }
+    rebuild.finish(conn)?;
     Ok(report)
+}
+
+/// An original (not duplicate) delivery as the journal holds it.
+struct Original {
+    id: i64,
+    identity: String,
+    body_sha256: String,
+    status: Status,
+    detail: Option<String>,
+    delivery: NewDelivery,
+}
+
+/// Originals read per query during a rebuild (by id, so that status updates cannot disturb a
+/// running scan).
+const REINDEX_PAGE: i64 = 1000;
+
+fn originals_after(conn: &Connection, after: i64) -> Result<Vec<Original>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT platform, source_id, trigger, received_at, via, content_type, headers, body,
+            time_zone, id, identity, body_sha256, status, detail
+         FROM deliveries WHERE id > ?1 AND duplicate_of IS NULL ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map([after, REINDEX_PAGE], |row| {
+        let status: String = row.get(12)?;
+        let (id, identity, body_sha256, detail) =
+            (row.get(9)?, row.get(10)?, row.get(11)?, row.get(13)?);
+        Ok(stored_delivery(row)?.map(|delivery| Original {
+            id,
+            identity,
+            body_sha256,
+            status: Status::parse(&status).unwrap_or(Status::Quarantined),
+            detail,
+            delivery,
+        }))
+    })?;
+    let mut originals = Vec::new();
+    for row in rows {
+        originals.push(row??);
+    }
+    Ok(originals)
+}
+
+/// What [`project`] decides for a delivery, folded into a rebuild instead.
+fn rebuild_one(
+    conn: &Connection,
+    rebuild: &mut projection::Rebuild,
+    id: i64,
+    prepared: &Prepared,
+) -> Result<(Status, Option<String>)> {
+    let (facts, observed_at, warnings) = match judge(prepared) {
+        Judgement::Final(status, detail) => return Ok((status, detail)),
+        Judgement::Facts {
+            facts,
+            observed_at,
+            warnings,
+        } => (facts, observed_at, warnings),
+    };
+    let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
+    match rebuild.apply(conn, id, &prepared.identity, observed_at, facts) {
+        Ok(()) => Ok((
+            Status::Projected,
+            (!warnings.is_empty()).then(|| warnings.join("; ")),
+        )),
+        // Refused before anything was written (a person with no email and no id).
+        Err(error @ StoreError::Invalid(_)) => Ok((
+            Status::Quarantined,
+            Some(format!("understood, but could not be projected: {error}")),
+        )),
+        Err(error) => Err(error),
+    }
 }
 
 /// Parses one original delivery again with today's parsers and replaces what it projected

@@ -23,6 +23,33 @@ pub fn refresh(conn: &Connection, pairs: &BTreeSet<Pair>) -> Result<()> {
     Ok(())
 }
 
+/// Computes the whole summary at once from the finished `registrations` and `attendance`
+/// tables, by the same rules as [`refresh`] (after a rebuild, where refreshing pair by pair
+/// would cost a lookup per registration).
+pub fn rebuild(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM audience;
+         DELETE FROM webinar_counts;
+         INSERT INTO audience (webinar_uid, person_uid, registered, attended)
+         SELECT webinar_uid, person_uid, registered, attended FROM (
+             SELECT webinar_uid, person_uid, max(staff) AS staff,
+                    max(registered) AS registered, max(attended) AS attended
+             FROM (SELECT webinar_uid, person_uid, role <> 'audience' AS staff,
+                          coalesce(status, '') NOT IN ('cancelled', 'denied') AS registered,
+                          0 AS attended
+                   FROM registrations
+                   UNION ALL
+                   SELECT webinar_uid, person_uid, role <> 'audience', 0, attended <> 0
+                   FROM attendance)
+             GROUP BY webinar_uid, person_uid)
+         WHERE NOT staff AND (registered OR attended);
+         INSERT INTO webinar_counts (webinar_uid, registered, attended, registered_attended)
+         SELECT webinar_uid, sum(registered), sum(attended), sum(registered AND attended)
+         FROM audience GROUP BY webinar_uid;",
+    )?;
+    Ok(())
+}
+
 /// The lookups go by person (`+webinar_uid` keeps SQLite off the primary key, which would
 /// scan the whole webinar: 100,000 rows for a large one).
 fn refresh_one(conn: &Connection, webinar: &str, person: &str) -> Result<()> {

@@ -50,6 +50,83 @@ pub fn apply(
     audience::refresh(conn, &work.pairs())
 }
 
+/// Deliveries a rebuild folds between two writes of the entities they touch.
+const REBUILD_CHUNK: usize = 20_000;
+
+/// A rebuild of every projected table from the journal (`journal::reindex`). Entities stay in
+/// memory across many deliveries and are written once per chunk; secondary indexes are dropped
+/// while it runs and built again at the end; the audience summary is computed once from the
+/// finished tables. The result is the one [`apply`] builds delivery by delivery.
+pub struct Rebuild {
+    work: WorkSet,
+    unsaved: usize,
+    indexes: Vec<String>,
+}
+
+impl Rebuild {
+    /// Empties the projected tables and drops their secondary indexes.
+    pub fn start(conn: &Connection) -> Result<Rebuild> {
+        let indexes: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
+                 AND tbl_name IN ('facts', 'webinars', 'sessions', 'people', 'registrations',
+                                  'attendance', 'audience', 'webinar_counts')",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, _) in &indexes {
+            conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+        }
+        clear(conn)?;
+        Ok(Rebuild {
+            work: WorkSet::default(),
+            unsaved: 0,
+            indexes: indexes.into_iter().map(|(_, sql)| sql).collect(),
+        })
+    }
+
+    /// Folds one delivery's facts in. A fact naming a person with no email and no id is refused
+    /// before anything is written, as [`apply`] refuses it.
+    pub fn apply(
+        &mut self,
+        conn: &Connection,
+        delivery_id: i64,
+        identity: &str,
+        observed_at: DateTime<Utc>,
+        facts: &[Fact],
+    ) -> Result<()> {
+        for fact in facts {
+            Keys::of(fact)?;
+        }
+        for (ordinal, fact) in facts.iter().enumerate() {
+            let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+            let version = Version::new(observed_at, identity, ordinal);
+            insert_fact(conn, delivery_id, ordinal, fact, version)?;
+            self.work.merge(conn, fact, version, delivery_id)?;
+        }
+        self.unsaved += 1;
+        if self.unsaved >= REBUILD_CHUNK {
+            self.save(conn)?;
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, conn: &Connection) -> Result<()> {
+        std::mem::take(&mut self.work).save(conn)?;
+        self.unsaved = 0;
+        Ok(())
+    }
+
+    /// Writes what is left, builds the indexes again and computes the audience summary.
+    pub fn finish(mut self, conn: &Connection) -> Result<()> {
+        self.save(conn)?;
+        for sql in &self.indexes {
+            conn.execute_batch(sql)?;
+        }
+        audience::rebuild(conn)
+    }
+}
+
 /// Removes one delivery's facts and refolds everything they touched from the facts that
 /// remain (used when a delivery turns out to be a duplicate, or is reprocessed).
 pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
