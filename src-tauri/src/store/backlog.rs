@@ -108,7 +108,8 @@ impl Backlog {
     /// Adds a delivery journaled in the transaction under way.
     pub fn push(&mut self, id: i64, prepared: Arc<Prepared>) {
         let body_len = prepared.delivery.body.len();
-        let keep = self.kept_bytes + body_len <= KEPT_BYTES;
+        // The first is always kept: a lone large body is projected at once, not parsed twice.
+        let keep = self.kept_bytes == 0 || self.kept_bytes + body_len <= KEPT_BYTES;
         if keep {
             self.kept_bytes += body_len;
         }

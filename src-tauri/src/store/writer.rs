@@ -43,6 +43,8 @@ const IDLE_AFTER: Duration = Duration::from_millis(1);
 const IDLE_SLICE: Duration = Duration::from_millis(50);
 /// After a projection failure (disk full), the backlog waits this long before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Meanwhile the writer looks for work this often.
+const RETRY_POLL: Duration = Duration::from_millis(20);
 /// On stop, the backlog is projected for this long at most; the rest is at the next start.
 const STOP_DRAIN: Duration = Duration::from_secs(5);
 
@@ -147,30 +149,14 @@ fn run(
     announcer: &broadcast::Sender<Committed>,
 ) {
     loop {
-        let first = if backlog.ready() {
-            match wait_briefly(&mut queue) {
-                Ok(job) => job,
-                Err(TryRecvError::Empty) => {
-                    project_alone(&mut conn, &mut backlog, Some(&queue), announcer);
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => break,
+        let first = match next(&mut queue, &backlog) {
+            Next::Batch(job) => job,
+            Next::Project => {
+                project_alone(&mut conn, &mut backlog, Some(&queue), announcer);
+                continue;
             }
-        } else if backlog.is_empty() {
-            match queue.blocking_recv() {
-                Some(job) => job,
-                None => break,
-            }
-        } else {
-            // The backlog waits after a failure; look for work now and then meanwhile.
-            match queue.try_recv() {
-                Ok(job) => job,
-                Err(TryRecvError::Empty) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                Err(TryRecvError::Disconnected) => break,
-            }
+            Next::Again => continue,
+            Next::Stop => break,
         };
         let batch = fill_batch(first, &mut queue);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -191,11 +177,35 @@ fn run(
     );
 }
 
-/// The next job if one arrives within [`IDLE_AFTER`]: senders waiting on their answers post
-/// again within a fraction of that, and a projection slice started in between would make them
-/// wait for its commit.
-fn wait_briefly(queue: &mut mpsc::Receiver<Job>) -> Result<Job, TryRecvError> {
-    let until = Instant::now() + IDLE_AFTER;
+/// What the writer does next.
+enum Next {
+    Batch(Job),
+    /// Nothing is waiting: project on its own.
+    Project,
+    /// Nothing to do yet (the backlog waits out a failure): look again.
+    Again,
+    /// Every handle is gone and the queue is drained.
+    Stop,
+}
+
+fn next(queue: &mut mpsc::Receiver<Job>, backlog: &Backlog) -> Next {
+    if backlog.is_empty() {
+        return queue.blocking_recv().map_or(Next::Stop, Next::Batch);
+    }
+    // Senders waiting on their answers post again within a fraction of IDLE_AFTER, and a
+    // projection slice started in between would make them wait for its commit.
+    let ready = backlog.ready();
+    match wait_for(queue, if ready { IDLE_AFTER } else { RETRY_POLL }) {
+        Ok(job) => Next::Batch(job),
+        Err(TryRecvError::Empty) if ready => Next::Project,
+        Err(TryRecvError::Empty) => Next::Again,
+        Err(TryRecvError::Disconnected) => Next::Stop,
+    }
+}
+
+/// The next job if one arrives within `patience`.
+fn wait_for(queue: &mut mpsc::Receiver<Job>, patience: Duration) -> Result<Job, TryRecvError> {
+    let until = Instant::now() + patience;
     loop {
         match queue.try_recv() {
             Err(TryRecvError::Empty) if Instant::now() < until => {
