@@ -219,7 +219,19 @@ async fn the_webinar_list_filters_sorts_and_checks_its_parameters() {
         .map(|w| w["registered"].as_u64().unwrap())
         .collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    // A page is the top of the sorted list; the total counts every match.
+    let (_, page) = app
+        .get("/api/webinars?sort=registered&order=asc&limit=2")
+        .await;
+    assert_eq!(page["total"], 4);
+    assert_eq!(
+        page["webinars"].as_array().unwrap()[..],
+        by_registered["webinars"].as_array().unwrap()[..2]
+    );
+    assert_eq!(all["total"], 4);
     for bad in [
+        "/api/webinars?limit=0",
+        "/api/webinars?limit=many",
         "/api/webinars?platform=zoom",
         "/api/webinars?tz=Mars/Olympus",
         "/api/webinars?from=yesterday",

@@ -27,6 +27,8 @@ echo "== e2e: dashboard in Chromium"
 node --test --test-reporter=spec tests/e2e/browser.test.mjs || status=1
 echo "== e2e: tunnel (fake cloudflared) in Chromium"
 node --test --test-reporter=spec tests/e2e/tunnel.test.mjs || status=1
+echo "== e2e: webinar list paging in Chromium"
+node --test --test-reporter=spec tests/e2e/paging.test.mjs || status=1
 echo "== e2e: platform hookup in Chromium"
 node --test --test-reporter=spec tests/e2e/subscriptions.test.mjs || status=1
 echo "== e2e: desktop window under Xvfb"

@@ -15,7 +15,7 @@ export type WebinarSort = 'date' | 'title' | 'registered' | 'attended' | 'attend
 export type PeopleSort = 'attended' | 'no_shows' | 'registered' | 'name';
 
 export interface WebinarFilter {
-  platform?: string; from?: string; to?: string; q?: string; sort?: WebinarSort; order?: 'asc' | 'desc';
+  platform?: string; from?: string; to?: string; q?: string; sort?: WebinarSort; order?: 'asc' | 'desc'; limit?: number;
 }
 export interface DeliveryFilter {
   status?: DeliveryStatus | ''; platform?: string; source?: number | string; before?: number; limit?: number;

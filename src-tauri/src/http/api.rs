@@ -126,7 +126,13 @@ pub struct WebinarQuery {
     q: Option<String>,
     sort: Option<String>,
     order: Option<String>,
+    /// Webinars to return at most, from the top of the sorted list (default [`WEBINAR_PAGE`]).
+    limit: Option<String>,
 }
+
+/// Webinars in the list unless the request asks for more: a year of webinars is thousands, and
+/// all of them made a response of megabytes for a screen that shows a few dozen.
+const WEBINAR_PAGE: usize = 200;
 
 impl WebinarQuery {
     fn filter(&self, zone: Zone) -> Result<webinars::Filter, ApiError> {
@@ -162,6 +168,8 @@ impl WebinarQuery {
 #[ts(export)]
 pub struct WebinarList {
     time_zone: &'static str,
+    /// Webinars matching the filter; `webinars` holds the first `limit` of them.
+    total: usize,
     webinars: Vec<webinars::WebinarLine>,
 }
 
@@ -171,9 +179,19 @@ pub async fn webinars(
 ) -> ApiResult<WebinarList> {
     let zone = Zone::parse(query.tz.as_deref())?;
     let filter = query.filter(zone)?;
-    let list = read(&state, move |conn| Ok(webinars::list(conn, &filter, zone)?)).await?;
+    let limit = match query.limit.as_deref().filter(|l| !l.is_empty()) {
+        None => WEBINAR_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(limit) if limit > 0 => limit,
+            _ => return Err(bad("limit", format!("{raw:?} is not a positive number"))),
+        },
+    };
+    let mut list = read(&state, move |conn| Ok(webinars::list(conn, &filter, zone)?)).await?;
+    let total = list.len();
+    list.truncate(limit);
     Ok(Json(WebinarList {
         time_zone: zone.name(),
+        total,
         webinars: list,
     }))
 }

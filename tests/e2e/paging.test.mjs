@@ -1,0 +1,75 @@
+// The webinar list a page at a time, in Chromium: 201 TagMango webinars arrive as webhooks (a
+// burst the receiver answers before it has projected them all); the list shows the first 200 with
+// the total, and "Show more" brings the last one.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { addSource, artifact, chromiumPath, postHook, removeDir, startServe, tempDir, waitFor } from './support.mjs';
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+const WEBINARS = 201;
+
+describe('webinar list paging in Chromium', { timeout: 120_000 }, () => {
+  let dataDir;
+  let profileDir;
+  let serve;
+  let context;
+  let page;
+  const pageErrors = [];
+
+  before(async () => {
+    const chrome = chromiumPath();
+    assert.ok(chrome, 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
+    dataDir = await tempDir();
+    profileDir = await tempDir('rollcall-e2e-chromium-');
+    await addSource(dataDir, 'tagmango', 'E2E TagMango', 'http://127.0.0.1:9');
+    serve = await startServe(dataDir);
+    const printed = serve.hookUrls.find((h) => h.platform === 'tagmango')?.url;
+    assert.ok(printed, `serve printed no TagMango hook: ${serve.stdout()}`);
+    const hook = printed.replace(/(\/hooks\/tagmango\/[^/]+).*$/, '$1');
+    const answers = await Promise.all(
+      Array.from({ length: WEBINARS }, (_, n) =>
+        postHook(`${hook}/webinar.completed.all`, JSON.stringify({
+          name: `Person ${n}`, email: `p${n}@example.com`, webinar: `Paging ${String(n).padStart(3, '0')}`,
+          webinarId: `paging-${n}`, webinarLink: 'https://example.com/w',
+        })),
+      ),
+    );
+    assert.ok(answers.every((a) => a.status === 200), JSON.stringify(answers.filter((a) => a.status !== 200)));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: chrome, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1280, height: 900 }, timeout: 60_000,
+    });
+    context.setDefaultTimeout(15_000);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await page.goto(serve.loginUrl);
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await serve?.stop();
+    await removeDir(dataDir);
+    await removeDir(profileDir);
+  });
+
+  test('the list shows 200 of 201 webinars, and Show more the rest', async () => {
+    await page.goto(`${serve.dashboardBase}/#/webinars`);
+    const rows = page.getByTestId('webinar-row');
+    const count = page.getByTestId('webinar-count');
+    // Deliveries answered before they were projected reach the list as the writer catches up.
+    await waitFor(async () => /^200 of 201 webinars/.test((await count.textContent())?.trim() ?? ''), {
+      timeout: 20_000, what: 'the count to say 200 of 201',
+    });
+    assert.equal(await rows.count(), 200);
+    await page.screenshot({ path: await artifact('webinars-paged.png'), fullPage: false });
+    await page.getByTestId('more-webinars').click();
+    await waitFor(async () => (await rows.count()) === WEBINARS, { what: `${WEBINARS} rows` });
+    assert.equal((await count.textContent())?.trim(), `${WEBINARS} webinars`);
+    assert.equal(await page.getByTestId('more-webinars').count(), 0);
+    assert.deepEqual(pageErrors, []);
+  });
+});
