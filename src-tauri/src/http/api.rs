@@ -186,9 +186,10 @@ pub async fn webinars(
             _ => return Err(bad("limit", format!("{raw:?} is not a positive number"))),
         },
     };
-    let mut list = read(&state, move |conn| Ok(webinars::list(conn, &filter, zone)?)).await?;
-    let total = list.len();
-    list.truncate(limit);
+    let (list, total) = read(&state, move |conn| {
+        Ok(webinars::page(conn, &filter, zone, limit)?)
+    })
+    .await?;
     Ok(Json(WebinarList {
         time_zone: zone.name(),
         total,

@@ -242,12 +242,68 @@ pub struct WebinarLine {
     pub replay_viewers: u64,
     /// The instant the list sorts and filters by (start, else schedule, else creation).
     pub date: Option<String>,
-    #[serde(skip)]
-    date_utc: Option<String>,
 }
 
-/// Every webinar matching `filter`, with headline counts.
+/// The date a webinar is listed and filtered by: its start, else its (first session's) schedule,
+/// else its creation.
+const DATE: &str = "coalesce(started_at, scheduled_start,
+    (SELECT min(s.scheduled_start) FROM sessions s WHERE s.webinar_uid = w.uid), created_at)";
+
+/// The filter, on `webinars w` with its `date`.
+const MATCHES: &str = "(?1 IS NULL OR platform = ?1)
+    AND (?2 IS NULL OR date >= ?2) AND (?3 IS NULL OR date < ?3)
+    AND (?4 IS NULL OR instr(lower(coalesce(title, '') || ' ' || external_id), lower(?4)) > 0)";
+
+/// What the list sorts by, read for every matching webinar; the rest only for those shown.
+#[derive(Debug, Clone)]
+struct SortKey {
+    uid: String,
+    date_utc: Option<String>,
+    title: Option<String>,
+    registered: u64,
+    attended: u64,
+    attendance_rate: Option<f64>,
+}
+
+/// Every webinar matching `filter`, with headline counts, sorted.
 pub fn list(conn: &Connection, filter: &Filter, zone: Zone) -> Result<Vec<WebinarLine>> {
+    Ok(page(conn, filter, zone, usize::MAX)?.0)
+}
+
+/// The first `limit` webinars of the sorted list, and how many match. Sorting needs only a few
+/// columns, so those are read for every match and the rest only for the page shown (a year of
+/// webinars is thousands).
+pub fn page(
+    conn: &Connection,
+    filter: &Filter,
+    zone: Zone,
+    limit: usize,
+) -> Result<(Vec<WebinarLine>, usize)> {
+    let mut keys = sort_keys(conn, filter)?;
+    keys.sort_by(|a, b| compare(a, b, filter.sort, filter.ascending));
+    let total = keys.len();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {INFO_COLUMNS}, (SELECT count(DISTINCT person_uid) FROM facts f
+            WHERE f.webinar_uid = w.uid AND f.kind = 'replay_viewed')
+         FROM webinars w WHERE uid = ?1"
+    ))?;
+    let mut lines = Vec::with_capacity(total.min(limit));
+    for key in keys.into_iter().take(limit) {
+        lines.push(stmt.query_row([&key.uid], |row| {
+            Ok(WebinarLine {
+                info: info_row(row, zone)?,
+                date: zone.local(key.date_utc.as_deref()),
+                registered: key.registered,
+                attended: key.attended,
+                attendance_rate: key.attendance_rate,
+                replay_viewers: row.get(22)?,
+            })
+        })?);
+    }
+    Ok((lines, total))
+}
+
+fn sort_keys(conn: &Connection, filter: &Filter) -> Result<Vec<SortKey>> {
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
             return Err(ReportError::BadParameter {
@@ -257,17 +313,10 @@ pub fn list(conn: &Connection, filter: &Filter, zone: Zone) -> Result<Vec<Webina
         }
     }
     let sql = format!(
-        "SELECT {INFO_COLUMNS}, coalesce(started_at, scheduled_start,
-            (SELECT min(s.scheduled_start) FROM sessions s WHERE s.webinar_uid = w.uid),
-            created_at) AS date,
-            coalesce(c.registered, 0), coalesce(c.attended, 0),
-            coalesce(c.registered_attended, 0),
-            (SELECT count(DISTINCT person_uid) FROM facts f
-                WHERE f.webinar_uid = w.uid AND f.kind = 'replay_viewed')
+        "SELECT uid, title, {DATE} AS date, coalesce(c.registered, 0), coalesce(c.attended, 0),
+            coalesce(c.registered_attended, 0)
          FROM webinars w LEFT JOIN webinar_counts c ON c.webinar_uid = w.uid
-         WHERE (?1 IS NULL OR platform = ?1)
-           AND (?2 IS NULL OR date >= ?2) AND (?3 IS NULL OR date < ?3)
-           AND (?4 IS NULL OR instr(lower(coalesce(title, '') || ' ' || external_id), lower(?4)) > 0)"
+         WHERE {MATCHES}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
@@ -282,42 +331,36 @@ pub fn list(conn: &Connection, filter: &Filter, zone: Zone) -> Result<Vec<Webina
                 .filter(|t| !t.is_empty()),
         ],
         |row| {
-            let registered: u64 = row.get(23)?;
-            let attended_registrants: u64 = row.get(25)?;
-            let date_utc: Option<String> = row.get(22)?;
-            Ok(WebinarLine {
-                info: info_row(row, zone)?,
-                date: zone.local(date_utc.as_deref()),
-                date_utc,
+            let registered: u64 = row.get(3)?;
+            let attended_registrants: u64 = row.get(5)?;
+            Ok(SortKey {
+                uid: row.get(0)?,
+                title: row.get(1)?,
+                date_utc: row.get(2)?,
                 registered,
-                attended: row.get(24)?,
+                attended: row.get(4)?,
                 attendance_rate: ratio(attended_registrants, registered),
-                replay_viewers: row.get(26)?,
             })
         },
     )?;
-    let mut lines: Vec<WebinarLine> = rows.collect::<rusqlite::Result<_>>()?;
-    sort(&mut lines, filter.sort, filter.ascending);
-    Ok(lines)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn sort(lines: &mut [WebinarLine], by: Sort, ascending: bool) {
-    lines.sort_by(|a, b| {
-        let order = match by {
-            Sort::Date => a.date_utc.cmp(&b.date_utc),
-            Sort::Title => a.info.title.cmp(&b.info.title),
-            Sort::Registered => a.registered.cmp(&b.registered),
-            Sort::Attended => a.attended.cmp(&b.attended),
-            Sort::AttendanceRate => a
-                .attendance_rate
-                .partial_cmp(&b.attendance_rate)
-                .unwrap_or(std::cmp::Ordering::Equal),
-        };
-        let order = order.then_with(|| a.info.uid.cmp(&b.info.uid));
-        if ascending {
-            order
-        } else {
-            order.reverse()
-        }
-    });
+fn compare(a: &SortKey, b: &SortKey, by: Sort, ascending: bool) -> std::cmp::Ordering {
+    let order = match by {
+        Sort::Date => a.date_utc.cmp(&b.date_utc),
+        Sort::Title => a.title.cmp(&b.title),
+        Sort::Registered => a.registered.cmp(&b.registered),
+        Sort::Attended => a.attended.cmp(&b.attended),
+        Sort::AttendanceRate => a
+            .attendance_rate
+            .partial_cmp(&b.attendance_rate)
+            .unwrap_or(std::cmp::Ordering::Equal),
+    };
+    let order = order.then_with(|| a.uid.cmp(&b.uid));
+    if ascending {
+        order
+    } else {
+        order.reverse()
+    }
 }
