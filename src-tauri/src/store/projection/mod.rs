@@ -69,8 +69,8 @@ impl Rebuild {
         let indexes: Vec<(String, String)> = conn
             .prepare(
                 "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
-                 AND tbl_name IN ('facts', 'webinars', 'sessions', 'people', 'registrations',
-                                  'attendance', 'audience', 'webinar_counts')",
+                 AND tbl_name IN ('facts', 'webinars', 'sessions', 'people', 'people_search',
+                                  'registrations', 'attendance', 'audience', 'webinar_counts')",
             )?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -147,6 +147,7 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
 pub fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
+         DELETE FROM people_search;
          DELETE FROM registrations; DELETE FROM attendance;
          DELETE FROM audience; DELETE FROM webinar_counts;",
     )?;
@@ -467,6 +468,7 @@ fn delete_unmentioned(conn: &Connection, work: &WorkSet) -> Result<()> {
         .filter(|k| !work.people.contains_key(*k))
     {
         conn.execute("DELETE FROM people WHERE uid = ?1", [uid])?;
+        conn.execute("DELETE FROM people_search WHERE uid = ?1", [uid])?;
     }
     let by_key = "WHERE webinar_uid = ?1 AND session_uid = ?2 AND person_uid = ?3";
     for key in touched
