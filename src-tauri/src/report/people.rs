@@ -56,10 +56,10 @@ pub fn list(
     offset: u32,
 ) -> Result<Vec<PersonLine>> {
     let order = match sort {
-        Sort::Attended => "attended DESC, registered DESC",
-        Sort::NoShows => "no_shows DESC, registered DESC",
-        Sort::Registered => "registered DESC, attended DESC",
-        Sort::Name => "lower(coalesce(name, p.email, p.uid))",
+        Sort::Attended => "page.attended DESC, page.registered DESC",
+        Sort::NoShows => "page.no_shows DESC, page.registered DESC",
+        Sort::Registered => "page.registered DESC, page.attended DESC",
+        Sort::Name => "lower(coalesce(page.name, page.email, page.uid))",
     };
     let text = text.map(str::trim).filter(|t| !t.is_empty());
     // Written out per case: with `?1 IS NULL OR ...` SQLite walks every person to test the
@@ -69,20 +69,22 @@ pub fn list(
     } else {
         "WHERE ?1 IS NULL"
     };
+    // The page is chosen on the counts kept per person (`person_counts`); only the people on it
+    // have their replay views counted.
     let sql = format!(
-        "SELECT p.uid, p.email, {NAME} AS name, p.organization,
-            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.registered)
-                AS registered,
-            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.attended)
-                AS attended,
-            (SELECT count(*) FROM audience a WHERE a.person_uid = p.uid AND a.registered
-                AND NOT a.attended) AS no_shows,
+        "WITH page AS (
+             SELECT p.uid, p.email, {NAME} AS name, coalesce(c.registered, 0) AS registered,
+                 coalesce(c.attended, 0) AS attended, coalesce(c.no_shows, 0) AS no_shows
+             FROM people p LEFT JOIN person_counts c ON c.person_uid = p.uid
+             {matching})
+         SELECT p.uid, p.email, page.name, p.organization, page.registered, page.attended,
+            page.no_shows,
             (SELECT count(*) FROM facts f WHERE f.person_uid = p.uid
                 AND f.kind = 'replay_viewed'),
             p.platform_ids
-         FROM people p
-         {matching}
-         ORDER BY {order}, p.uid LIMIT ?2 OFFSET ?3"
+         FROM (SELECT * FROM page ORDER BY {order}, page.uid LIMIT ?2 OFFSET ?3) AS page
+         JOIN people p ON p.uid = page.uid
+         ORDER BY {order}, page.uid"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params![text, limit, offset], |row| {

@@ -1,6 +1,6 @@
 //! The audience summary: for each person at each webinar, whether they count as a registrant
 //! and as an attendee (staff and cancelled or denied registrations excluded), and each
-//! webinar's headline counts. Kept up to date by the projection for every (webinar, person)
+//! webinar's and each person's headline counts. Kept up to date by the projection for every (webinar, person)
 //! pair whose registrations or attendance it wrote, so reports count without scanning.
 //!
 //! Derived only from the `registrations` and `attendance` rows as they stand, so it is as
@@ -45,7 +45,11 @@ pub fn rebuild(conn: &Connection) -> Result<()> {
          WHERE NOT staff AND (registered OR attended);
          INSERT INTO webinar_counts (webinar_uid, registered, attended, registered_attended)
          SELECT webinar_uid, sum(registered), sum(attended), sum(registered AND attended)
-         FROM audience GROUP BY webinar_uid;",
+         FROM audience GROUP BY webinar_uid;
+         DELETE FROM person_counts;
+         INSERT INTO person_counts (person_uid, registered, attended, no_shows)
+         SELECT person_uid, sum(registered), sum(attended), sum(registered AND NOT attended)
+         FROM audience GROUP BY person_uid;",
     )?;
     Ok(())
 }
@@ -105,5 +109,23 @@ fn refresh_one(conn: &Connection, webinar: &str, person: &str) -> Result<()> {
         "DELETE FROM webinar_counts WHERE webinar_uid = ?1 AND registered = 0 AND attended = 0",
     )?
     .execute([webinar])?;
+    let no_show = |(registered, attended): (bool, bool)| i64::from(registered && !attended);
+    conn.prepare_cached(
+        "INSERT INTO person_counts (person_uid, registered, attended, no_shows)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (person_uid) DO UPDATE SET registered = registered + excluded.registered,
+            attended = attended + excluded.attended, no_shows = no_shows + excluded.no_shows",
+    )?
+    .execute(params![
+        person,
+        counts.0,
+        counts.1,
+        no_show((registered, attended)) - no_show(before)
+    ])?;
+    // Likewise a person counted nowhere: no audience row, no counts row.
+    conn.prepare_cached(
+        "DELETE FROM person_counts WHERE person_uid = ?1 AND registered = 0 AND attended = 0",
+    )?
+    .execute([person])?;
     Ok(())
 }

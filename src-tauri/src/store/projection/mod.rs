@@ -70,7 +70,8 @@ impl Rebuild {
             .prepare(
                 "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
                  AND tbl_name IN ('facts', 'webinars', 'sessions', 'people', 'people_search',
-                                  'registrations', 'attendance', 'audience', 'webinar_counts')",
+                                  'registrations', 'attendance', 'audience', 'webinar_counts',
+                                  'person_counts')",
             )?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -149,7 +150,7 @@ pub fn clear(conn: &Connection) -> Result<()> {
         "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
          DELETE FROM people_search;
          DELETE FROM registrations; DELETE FROM attendance;
-         DELETE FROM audience; DELETE FROM webinar_counts;",
+         DELETE FROM audience; DELETE FROM webinar_counts; DELETE FROM person_counts;",
     )?;
     Ok(())
 }
