@@ -209,7 +209,7 @@ pub fn append(conn: &Connection, prepared: &Prepared) -> Result<Receipt> {
     let (status, detail) = match (duplicate_of, judge(prepared)) {
         (Some(_), _) => (Status::Duplicate, None),
         (None, Judgement::Final(status, detail)) => (status, detail),
-        (None, Judgement::Facts { .. }) => (Status::Pending, None),
+        (None, Judgement::Facts(_)) => (Status::Pending, None),
     };
     let id = insert(conn, prepared, status, detail.as_deref(), duplicate_of)?;
     if let Some(displaced) = canonical.filter(|_| earlier) {
@@ -310,12 +310,27 @@ fn set_status(
 enum Judgement<'a> {
     /// It will not be projected: this status, with this detail.
     Final(Status, Option<String>),
-    /// Facts to project.
-    Facts {
-        facts: &'a [crate::facts::Fact],
-        observed_at: Option<DateTime<Utc>>,
-        warnings: &'a [String],
-    },
+    Facts(ToProject<'a>),
+}
+
+/// A delivery's facts, to be projected.
+struct ToProject<'a> {
+    facts: &'a [crate::facts::Fact],
+    /// When the platform says the event happened, else when it was received.
+    observed_at: DateTime<Utc>,
+    warnings: &'a [String],
+}
+
+impl ToProject<'_> {
+    /// The status detail of the delivery once projected: what had to be skipped.
+    fn detail(&self) -> Option<String> {
+        (!self.warnings.is_empty()).then(|| self.warnings.join("; "))
+    }
+}
+
+/// The detail of a delivery understood but refused by the projection.
+fn not_projected(error: &StoreError) -> String {
+    format!("understood, but could not be projected: {error}")
 }
 
 fn judge(prepared: &Prepared) -> Judgement<'_> {
@@ -331,11 +346,11 @@ fn judge(prepared: &Prepared) -> Judgement<'_> {
             facts,
             observed_at,
             warnings,
-        }) => Judgement::Facts {
+        }) => Judgement::Facts(ToProject {
             facts,
-            observed_at: *observed_at,
+            observed_at: observed_at.unwrap_or(prepared.delivery.received_at),
             warnings,
-        },
+        }),
     }
 }
 
@@ -351,30 +366,24 @@ pub const SELF_TEST_DETAIL: &str =
 /// Projects a recorded delivery and sets its status. A projection failure quarantines the
 /// delivery (its partial writes undone) instead of losing it or failing its batch.
 fn project(conn: &Connection, id: i64, prepared: &Prepared) -> Result<Status> {
-    let (facts, observed_at, warnings) = match judge(prepared) {
+    let to = match judge(prepared) {
         Judgement::Final(status, detail) => {
             set_status(conn, id, status, detail.as_deref(), None)?;
             return Ok(status);
         }
-        Judgement::Facts {
-            facts,
-            observed_at,
-            warnings,
-        } => (facts, observed_at, warnings),
+        Judgement::Facts(to) => to,
     };
-    let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
     // Cached statements: this runs for every delivery, and parsing it each time showed up.
     conn.prepare_cached("SAVEPOINT project")?.execute([])?;
-    match projection::apply(conn, id, &prepared.identity, observed_at, facts) {
+    match projection::apply(conn, id, &prepared.identity, to.observed_at, to.facts) {
         Ok(()) => {
             conn.prepare_cached("RELEASE project")?.execute([])?;
-            let detail = (!warnings.is_empty()).then(|| warnings.join("; "));
-            set_status(conn, id, Status::Projected, detail.as_deref(), None)?;
+            set_status(conn, id, Status::Projected, to.detail().as_deref(), None)?;
             Ok(Status::Projected)
         }
         Err(error) if !error.is_transient() => {
             conn.execute_batch("ROLLBACK TO project; RELEASE project")?;
-            let detail = format!("understood, but could not be projected: {error}");
+            let detail = not_projected(&error);
             set_status(conn, id, Status::Quarantined, Some(&detail), None)?;
             Ok(Status::Quarantined)
         }
@@ -598,25 +607,16 @@ fn rebuild_one(
     id: i64,
     prepared: &Prepared,
 ) -> Result<(Status, Option<String>)> {
-    let (facts, observed_at, warnings) = match judge(prepared) {
+    let to = match judge(prepared) {
         Judgement::Final(status, detail) => return Ok((status, detail)),
-        Judgement::Facts {
-            facts,
-            observed_at,
-            warnings,
-        } => (facts, observed_at, warnings),
+        Judgement::Facts(to) => to,
     };
-    let observed_at = observed_at.unwrap_or(prepared.delivery.received_at);
-    match rebuild.apply(conn, id, &prepared.identity, observed_at, facts) {
-        Ok(()) => Ok((
-            Status::Projected,
-            (!warnings.is_empty()).then(|| warnings.join("; ")),
-        )),
+    match rebuild.apply(conn, id, &prepared.identity, to.observed_at, to.facts) {
+        Ok(()) => Ok((Status::Projected, to.detail())),
         // Refused before anything was written (a person with no email and no id).
-        Err(error @ StoreError::Invalid(_)) => Ok((
-            Status::Quarantined,
-            Some(format!("understood, but could not be projected: {error}")),
-        )),
+        Err(error @ StoreError::Invalid(_)) => {
+            Ok((Status::Quarantined, Some(not_projected(&error))))
+        }
         Err(error) => Err(error),
     }
 }

@@ -40,12 +40,7 @@ pub fn apply(
     facts: &[Fact],
 ) -> Result<()> {
     let mut work = WorkSet::default();
-    for (ordinal, fact) in facts.iter().enumerate() {
-        let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
-        let version = Version::new(observed_at, identity, ordinal);
-        insert_fact(conn, delivery_id, ordinal, fact, version)?;
-        work.merge(conn, fact, version, delivery_id)?;
-    }
+    work.fold_in(conn, delivery_id, identity, observed_at, facts)?;
     work.save(conn)?;
     audience::refresh(conn, &work.pairs())
 }
@@ -99,12 +94,8 @@ impl Rebuild {
         for fact in facts {
             Keys::of(fact)?;
         }
-        for (ordinal, fact) in facts.iter().enumerate() {
-            let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
-            let version = Version::new(observed_at, identity, ordinal);
-            insert_fact(conn, delivery_id, ordinal, fact, version)?;
-            self.work.merge(conn, fact, version, delivery_id)?;
-        }
+        self.work
+            .fold_in(conn, delivery_id, identity, observed_at, facts)?;
         self.unsaved += 1;
         if self.unsaved >= REBUILD_CHUNK {
             self.save(conn)?;
@@ -336,6 +327,24 @@ fn fold_for<K: Eq + Hash + Clone, F: Default>(
 }
 
 impl WorkSet {
+    /// Records one delivery's facts and folds them in.
+    fn fold_in(
+        &mut self,
+        conn: &Connection,
+        delivery_id: i64,
+        identity: &str,
+        observed_at: DateTime<Utc>,
+        facts: &[Fact],
+    ) -> Result<()> {
+        for (ordinal, fact) in facts.iter().enumerate() {
+            let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
+            let version = Version::new(observed_at, identity, ordinal);
+            insert_fact(conn, delivery_id, ordinal, fact, version)?;
+            self.merge(conn, fact, version, delivery_id)?;
+        }
+        Ok(())
+    }
+
     fn merge(
         &mut self,
         conn: &Connection,
