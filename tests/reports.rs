@@ -236,3 +236,82 @@ fn csv_files_are_rfc4180_with_crlf_and_an_optional_bom() {
     let width = reader.headers().unwrap().len();
     assert!(reader.records().all(|r| r.unwrap().len() == width));
 }
+
+/// A large webinar's timeline keeps every entry about the webinar and the latest people's ones,
+/// says how many there are in all, and draws its series with a bounded number of points.
+#[test]
+fn a_large_timeline_is_cut_to_the_latest_entries_and_thinned_series() {
+    use support::scenario::ScenarioDelivery;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T15:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let people = timeline::PERSON_ENTRIES + 200;
+    let deliveries: Vec<ScenarioDelivery> = (0..people)
+        .map(|n| {
+            let at = (start + chrono::Duration::seconds(n as i64)).to_rfc3339();
+            ScenarioDelivery {
+                platform: rollcall::facts::Platform::Gotowebinar,
+                trigger: None,
+                body: serde_json::json!({
+                    "eventName": "registrant.added", "eventVersion": "1.0.0", "product": "g2w",
+                    "eventKey": format!("big-{n}"), "firstName": "P", "lastName": format!("{n}"),
+                    "email": format!("p{n}@example.com"), "webinarKey": "8281234567890123456",
+                    "registrantKey": format!("{}", 9_281_234_567_890_000_000u64 + n as u64),
+                    "webinarTitle": "Big", "registrationDate": at, "status": "APPROVED",
+                    "timestamp": at
+                })
+                .to_string(),
+                received_at: start + chrono::Duration::seconds(n as i64),
+            }
+        })
+        .collect();
+    support::scenario::record_into(&db, &deliveries);
+    let conn = open_read_only(&db, &StoreOptions::default()).unwrap();
+    let all: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM timeline WHERE webinar_uid = 'gotowebinar:8281234567890123456'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let about_people: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM timeline WHERE webinar_uid = 'gotowebinar:8281234567890123456'
+             AND person_uid IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        about_people as usize > timeline::PERSON_ENTRIES,
+        "{all} entries, {about_people} about people"
+    );
+    let t = timeline::timeline(
+        &conn,
+        &Scope::webinar("gotowebinar:8281234567890123456"),
+        zone(),
+    )
+    .unwrap();
+    assert_eq!(t.entries_total, all as u64);
+    let kept_people = t.entries.iter().filter(|e| e.person_uid.is_some()).count();
+    assert_eq!(kept_people, timeline::PERSON_ENTRIES);
+    assert_eq!(
+        t.entries.len() as i64,
+        all - about_people + timeline::PERSON_ENTRIES as i64
+    );
+    // The latest are kept: the last person to arrive is the last entry about people.
+    let last = t
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.person_uid.is_some())
+        .unwrap();
+    assert_eq!(
+        last.person_uid.as_deref(),
+        Some(format!("p{}@example.com", people - 1).as_str())
+    );
+    assert!(t.registrations.len() <= timeline::SERIES_POINTS);
+    assert!(t.presence.len() <= timeline::SERIES_POINTS);
+}

@@ -2,7 +2,15 @@
 import type { Point } from "./Point";
 import type { TimelineEntry } from "./TimelineEntry";
 
-export type Timeline = { time_zone: string, entries: Array<TimelineEntry>, 
+export type Timeline = { time_zone: string, 
+/**
+ * Every entry about the webinar itself, and the latest [`PERSON_ENTRIES`] about people.
+ */
+entries: Array<TimelineEntry>, 
+/**
+ * Entries in all, people's included.
+ */
+entries_total: number, 
 /**
  * Registrants (audience) accumulating over time.
  */
