@@ -5,17 +5,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { chromium } from 'playwright-core';
 import {
   BIGMARKER_UID, GOTO_UID, LIVESTORM_UID, TAGMANGO_UID,
-  addSource, apiClient, artifact, chromiumPath, formatDuration, formatRate, gotoRegistration,
+  addSource, apiClient, launchChromium, artifact, chromiumPath, formatDuration, formatRate, gotoRegistration,
   importScenario, postHook, removeDir, scenario, startServe, tempDir, waitFor,
 } from './support.mjs';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 const UIDS = [GOTO_UID, BIGMARKER_UID, LIVESTORM_UID, TAGMANGO_UID];
 const SESSION_A = 'a1f0c3d2-5e6b-4a7c-8d9e-0f1a2b3c4d5e';
 const SESSION_B = 'b2e1d4c3-6f7a-4b8c-9e0f-1a2b3c4d5e6f';
@@ -60,8 +55,7 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    const chrome = chromiumPath();
-    assert.ok(chrome, 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
+    assert.ok(chromiumPath(), 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
     ({ expected } = await scenario());
     dataDir = await tempDir();
     profileDir = await tempDir('rollcall-e2e-chromium-');
@@ -72,17 +66,7 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     server = await startServe(dataDir);
     gotoHook = server.hookUrls.find((h) => h.platform === 'gotowebinar')?.url;
     assert.ok(gotoHook?.startsWith(`${server.ingestBase}/hooks/gotowebinar/`), `serve printed no GoTo hook: ${server.stdout()}`);
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: chrome,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      acceptDownloads: true,
-      viewport: { width: 1280, height: 800 },
-      timeout: 60_000,
-    });
-    context.setDefaultTimeout(15_000);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    ({ context, page } = await launchChromium(profileDir, pageErrors, { acceptDownloads: true, viewport: { width: 1280, height: 800 } }));
   });
 
   after(async () => {

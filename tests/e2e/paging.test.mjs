@@ -4,13 +4,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { addSource, artifact, chromiumPath, postHook, removeDir, startServe, tempDir, waitFor } from './support.mjs';
+import { addSource, artifact, chromiumPath, launchChromium, postHook, removeDir, startServe, tempDir, waitFor } from './support.mjs';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 const WEBINARS = 201;
 
 describe('webinar list paging in Chromium', { timeout: 120_000 }, () => {
@@ -22,8 +17,7 @@ describe('webinar list paging in Chromium', { timeout: 120_000 }, () => {
   const pageErrors = [];
 
   before(async () => {
-    const chrome = chromiumPath();
-    assert.ok(chrome, 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
+    assert.ok(chromiumPath(), 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
     dataDir = await tempDir();
     profileDir = await tempDir('rollcall-e2e-chromium-');
     await addSource(dataDir, 'tagmango', 'E2E TagMango', 'http://127.0.0.1:9');
@@ -40,12 +34,7 @@ describe('webinar list paging in Chromium', { timeout: 120_000 }, () => {
       ),
     );
     assert.ok(answers.every((a) => a.status === 200), JSON.stringify(answers.filter((a) => a.status !== 200)));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: chrome, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1280, height: 900 }, timeout: 60_000,
-    });
-    context.setDefaultTimeout(15_000);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    ({ context, page } = await launchChromium(profileDir, pageErrors));
     await page.goto(serve.loginUrl);
   });
 

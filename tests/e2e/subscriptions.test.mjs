@@ -6,13 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { chromium } from 'playwright-core';
-import { addSource, artifact, chromiumPath, removeDir, startServe, tempDir, waitFor } from './support.mjs';
+import { addSource, artifact, chromiumPath, launchChromium, removeDir, startServe, tempDir, waitFor } from './support.mjs';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 const GOOD_KEY = 'tm-e2e-good-key-5b1f0c2d';
 const BAD_KEY = 'tm-e2e-wrong-key-93ad71e4';
 
@@ -54,19 +49,13 @@ describe('platform hookup in Chromium', { timeout: 120_000 }, () => {
   const pageErrors = [];
 
   before(async () => {
-    const chrome = chromiumPath();
-    assert.ok(chrome, 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
+    assert.ok(chromiumPath(), 'Chromium is missing: run tests/e2e/run.sh (it installs Debian chromium)');
     fake = await fakeTagmango();
     dataDir = await tempDir();
     profileDir = await tempDir('rollcall-e2e-chromium-');
     await addSource(dataDir, 'tagmango', 'E2E TagMango', 'http://127.0.0.1:9');
     serve = await startServe(dataDir, { env: { ROLLCALL_TAGMANGO_API: fake.base, ROLLCALL_NO_KEYCHAIN: 'true' } });
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: chrome, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1280, height: 900 }, timeout: 60_000,
-    });
-    context.setDefaultTimeout(15_000);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    ({ context, page } = await launchChromium(profileDir, pageErrors));
     await page.goto(serve.loginUrl);
   });
 

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '../..');
@@ -319,6 +320,27 @@ export async function writeArtifact(name, data) {
   const file = await artifact(name);
   await writeFile(file, data);
   return file;
+}
+
+/** Flags for headless Chromium in a container: no sandbox, GPU or background network traffic. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+
+/**
+ * Debian's Chromium with a persistent profile in `profileDir` (`options` go to playwright, such
+ * as the viewport); resolves to { context, page } with page errors collected in `pageErrors`.
+ */
+export async function launchChromium(profileDir, pageErrors, options = {}) {
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: chromiumPath(), args: CHROMIUM_ARGS, headless: true, timeout: 60_000,
+    viewport: { width: 1280, height: 900 }, ...options,
+  });
+  context.setDefaultTimeout(15_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  return { context, page };
 }
 
 /** The Chromium this machine has (Debian's), or null. */

@@ -6,13 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { REPO, addSource, artifact, chromiumPath, removeDir, startServe, tempDir, waitFor } from './support.mjs';
+import { CHROMIUM_ARGS, REPO, addSource, artifact, chromiumPath, removeDir, startServe, tempDir, waitFor } from './support.mjs';
 
 const FAKE_CLOUDFLARED = path.join(REPO, 'tests/fake-tunnel/cloudflared.mjs');
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
-];
 
 describe('tunnel in the dashboard', { timeout: 120_000 }, () => {
   let dataDir;
