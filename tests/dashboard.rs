@@ -759,3 +759,56 @@ async fn a_backup_from_the_dashboard_is_whole_while_webhooks_keep_arriving() {
         .unwrap();
     assert_eq!(without_token.status(), 401);
 }
+
+#[tokio::test]
+async fn a_kept_report_is_recomputed_after_any_change_to_the_projection() {
+    let app = support::spawn_app().await;
+    let register = |webinar: &'static str, email: &'static str, last: &'static str, day: u8| {
+        let body = json!({"registration": {"first_name": "Ann", "last_name": last,
+            "email": email, "conference_id": webinar,
+            "time_stamp": format!("2026-01-{day:02}T00:00:00Z")}});
+        let app = &app;
+        async move {
+            let response = app
+                .post("bigmarker", Some("registration"), body.to_string())
+                .await;
+            assert_eq!(response.status(), 200);
+            app.settled().await;
+        }
+    };
+    let report = "/api/webinars/bigmarker:a";
+    let timeline = "/api/webinars/bigmarker:a/timeline";
+    register("a", "ann@example.com", "Lee", 1).await;
+    let (_, first) = app.get(report).await;
+    assert_eq!(first["numbers"]["registered"], 1, "{first}");
+    let (_, first_timeline) = app.get(timeline).await;
+    assert_eq!(app.get(report).await.1, first, "asked again: the same");
+    assert_eq!(app.get(timeline).await.1, first_timeline);
+
+    register("a", "bob@example.com", "Roe", 2).await;
+    let (_, second) = app.get(report).await;
+    assert_eq!(second["numbers"]["registered"], 2, "{second}");
+    let total = |t: &Value| t["entries_total"].as_u64().unwrap();
+    let (_, second_timeline) = app.get(timeline).await;
+    assert_eq!(total(&second_timeline), total(&first_timeline) + 1);
+
+    // A registration for another webinar renames Ann: webinar a's timeline names her anew.
+    let labels = |t: &Value| -> Vec<String> {
+        t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["person"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(labels(&second_timeline).contains(&"Ann Lee <ann@example.com>".to_owned()));
+    register("b", "ann@example.com", "Lee-Smith", 3).await;
+    let (_, person) = app.get("/api/people?q=ann%40example.com").await;
+    assert_eq!(person[0]["name"], "Ann Lee-Smith", "{person}");
+    let (_, renamed) = app.get(timeline).await;
+    assert!(
+        labels(&renamed).contains(&"Ann Lee-Smith <ann@example.com>".to_owned()),
+        "{:?}",
+        labels(&renamed)
+    );
+}

@@ -229,6 +229,7 @@ impl Server {
             self_test,
             http: reqwest::Client::new(),
             hookup: hookup.clone(),
+            memo: Arc::default(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(

@@ -201,28 +201,42 @@ pub async fn webinar_report(
     State(state): State<DashboardState>,
     Path(uid): Path<String>,
     Query(query): Query<ZoneQuery>,
-) -> ApiResult<attendance::WebinarReport> {
-    let (zone, scope) = (query.zone()?, query.scope(&uid));
-    Ok(Json(
-        read(&state, move |conn| {
-            Ok(attendance::report(conn, &scope, zone)?)
-        })
-        .await?,
-    ))
+) -> Result<Response, ApiError> {
+    memoized(&state, "report", &uid, query, attendance::report).await
 }
 
 pub async fn webinar_timeline(
     State(state): State<DashboardState>,
     Path(uid): Path<String>,
     Query(query): Query<ZoneQuery>,
-) -> ApiResult<timeline::Timeline> {
-    let (zone, scope) = (query.zone()?, query.scope(&uid));
-    Ok(Json(
-        read(&state, move |conn| {
-            Ok(timeline::timeline(conn, &scope, zone)?)
-        })
-        .await?,
-    ))
+) -> Result<Response, ApiError> {
+    memoized(&state, "timeline", &uid, query, timeline::timeline).await
+}
+
+/// Answers a webinar's report or timeline from the memo, computing it only when the projection
+/// changed since it was last asked for.
+async fn memoized<T: Serialize + 'static>(
+    state: &DashboardState,
+    kind: &'static str,
+    uid: &str,
+    query: ZoneQuery,
+    compute: fn(&Connection, &Scope, Zone) -> report::Result<T>,
+) -> Result<Response, ApiError> {
+    let (zone, scope) = (query.zone()?, query.scope(uid));
+    let key = format!(
+        "{kind}\0{}\0{}\0{}",
+        scope.webinar,
+        scope.session.as_deref().unwrap_or_default(),
+        zone.name()
+    );
+    let memo = state.memo.clone();
+    let json = read(state, move |conn| {
+        Ok(memo.get_or_compute(conn, key, |conn| {
+            Ok(serde_json::to_vec(&compute(conn, &scope, zone)?)?)
+        })?)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 fn parse_audience(raw: &str) -> Result<Audience, ApiError> {

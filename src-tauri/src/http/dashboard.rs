@@ -48,6 +48,8 @@ pub struct DashboardState {
     pub http: reqwest::Client,
     /// Automatic webhook subscriptions and the platform API keys.
     pub hookup: Arc<crate::subscriptions::Hookup>,
+    /// Reports computed from the current projection, served again until it changes.
+    pub memo: Arc<crate::report::memo::Memo>,
 }
 
 impl DashboardState {

@@ -14,6 +14,7 @@
 
 pub mod attendance;
 pub mod export;
+pub mod memo;
 pub mod people;
 pub mod timeline;
 pub mod webinars;

@@ -42,7 +42,23 @@ pub fn apply(
     let mut work = WorkSet::default();
     work.fold_in(conn, delivery_id, identity, observed_at, facts)?;
     work.save(conn)?;
-    audience::refresh(conn, &work.pairs())
+    audience::refresh(conn, &work.pairs())?;
+    advance_revision(conn)
+}
+
+/// Marks the projected tables as changed, inside the transaction that changes them: reports
+/// kept in memory are keyed by this revision (`report::memo`).
+fn advance_revision(conn: &Connection) -> Result<()> {
+    conn.prepare_cached("UPDATE projection_revision SET revision = revision + 1")?
+        .execute([])?;
+    Ok(())
+}
+
+/// The revision of the projected tables: any change to them increases it.
+pub fn revision(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT revision FROM projection_revision")?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// Deliveries a rebuild folds between two writes of the entities they touch.
@@ -115,7 +131,8 @@ impl Rebuild {
         for sql in &self.indexes {
             conn.execute_batch(sql)?;
         }
-        audience::rebuild(conn)
+        audience::rebuild(conn)?;
+        advance_revision(conn)
     }
 }
 
@@ -132,7 +149,8 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
     }
     conn.prepare_cached("DELETE FROM facts WHERE delivery_id = ?1")?
         .execute([delivery_id])?;
-    refold(conn, touched)
+    refold(conn, touched)?;
+    advance_revision(conn)
 }
 
 /// Empties every projected table, before a rebuild from the journal.
@@ -143,7 +161,7 @@ pub fn clear(conn: &Connection) -> Result<()> {
          DELETE FROM registrations; DELETE FROM attendance;
          DELETE FROM audience; DELETE FROM webinar_counts; DELETE FROM person_counts;",
     )?;
-    Ok(())
+    advance_revision(conn)
 }
 
 fn insert_fact(
