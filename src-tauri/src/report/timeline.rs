@@ -2,6 +2,7 @@
 //! published, each registration, waiting room, start, each join, end, each replay view,
 //! deletion), and the series its charts draw: registrations accumulating, attendees present.
 
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -80,91 +81,149 @@ pub const PERSON_ENTRIES: usize = 1000;
 /// Points per chart series at most; the chart is a few hundred pixels wide.
 pub const SERIES_POINTS: usize = 1000;
 
+/// Rows of the timeline in scope: the webinar's own entries, or the latest people's entries
+/// (with how many there are in all, counted before the limit).
+const ENTRIES: &str = "
+SELECT t.at, t.kind, s.external_id, t.person_uid, p.email,
+    coalesce(p.name, nullif(trim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), '')),
+    t.at_basis, t.delivery_id, t.total
+FROM (
+    SELECT *, count(*) OVER () AS total FROM timeline
+    WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid = ?2 OR session_uid IS NULL)
+      AND (person_uid IS NOT NULL) = ?3 AND kind IN (KINDS)
+    ORDER BY at DESC, kind DESC, person_uid DESC
+    LIMIT ?4
+) t
+LEFT JOIN sessions s ON s.uid = t.session_uid
+LEFT JOIN people p ON p.uid = t.person_uid";
+
+/// The stored fact kinds the timeline shows, as SQL.
+const KINDS: &str = "'webinar_seen', 'webinar_changed', 'webinar_published', 'webinar_deleted',
+    'registered', 'waiting_room_opened', 'started', 'joined', 'attendance_summary', 'ended',
+    'replay_viewed'";
+
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The webinar's own entries (`people` false, all of them) or the latest `limit` entries about
+/// people, newest first, with how many there are.
+fn entry_rows(
+    conn: &Connection,
+    scope: &Scope,
+    people: bool,
+    limit: usize,
+) -> Result<(Vec<Row>, u64)> {
+    let mut stmt = conn.prepare_cached(&ENTRIES.replace("KINDS", KINDS))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut total = 0;
+    let rows = stmt
+        .query_map(
+            rusqlite::params![scope.webinar, scope.session_uid(), people, limit],
+            |row| {
+                Ok((
+                    (
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                        row.get::<_, Option<String>>(6)?,
+                        row.get::<_, i64>(7)?,
+                    ),
+                    row.get::<_, i64>(8)?,
+                ))
+            },
+        )?
+        .map(|row| {
+            row.map(|(row, count)| {
+                total = u64::try_from(count).unwrap_or_default();
+                row
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
 /// The timeline of a webinar or one of its sessions, oldest first.
 pub fn timeline(conn: &Connection, scope: &Scope, zone: Zone) -> Result<Timeline> {
     check_scope(conn, scope)?;
-    let session_uid = scope.session_uid();
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.at, t.kind, s.external_id, t.person_uid, p.email,
-            coalesce(p.name, nullif(trim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), '')),
-            t.at_basis, t.delivery_id
-         FROM timeline t
-         LEFT JOIN sessions s ON s.uid = t.session_uid
-         LEFT JOIN people p ON p.uid = t.person_uid
-         WHERE t.webinar_uid = ?1 AND (?2 IS NULL OR t.session_uid = ?2 OR t.session_uid IS NULL)
-         ORDER BY t.at, t.kind, t.person_uid",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![scope.webinar, session_uid], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, Option<String>>(2)?,
-            row.get::<_, Option<String>>(3)?,
-            row.get::<_, Option<String>>(4)?,
-            row.get::<_, Option<String>>(5)?,
-            row.get::<_, Option<String>>(6)?,
-            row.get::<_, i64>(7)?,
-        ))
-    })?;
-    let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.retain(|row| kind_name(&row.1).is_some());
-    let about_people = rows.iter().filter(|row| row.3.is_some()).count();
-    let mut skip = about_people.saturating_sub(PERSON_ENTRIES);
-    let entries_total = rows.len() as u64;
-    let mut entries = Vec::new();
-    for (at, kind, session, person_uid, email, name, basis, delivery_id) in rows {
-        if person_uid.is_some() && skip > 0 {
-            skip -= 1;
-            continue;
-        }
-        let (Some(kind), Some(at)) = (kind_name(&kind), zone.local(Some(&at))) else {
-            continue;
-        };
-        entries.push(Entry {
-            at,
-            kind,
-            session,
-            person_uid,
-            person: person_label(email, name),
-            basis,
-            delivery_id,
-        });
-    }
-    let registrations = registration_series(conn, scope, zone)?;
-    let (presence, presence_known, attendance_records) = presence_series(conn, scope, zone)?;
+    let (mut rows, own) = entry_rows(conn, scope, false, usize::MAX)?;
+    let (people, about_people) = entry_rows(conn, scope, true, PERSON_ENTRIES)?;
+    rows.extend(people);
+    rows.sort_by(|a, b| (&a.0, &a.1, &a.3).cmp(&(&b.0, &b.1, &b.3)));
+    let entries = rows
+        .into_iter()
+        .filter_map(
+            |(at, kind, session, person_uid, email, name, basis, delivery_id)| {
+                Some(Entry {
+                    at: zone.local(Some(&at))?,
+                    kind: kind_name(&kind)?,
+                    session,
+                    person_uid,
+                    person: person_label(email, name),
+                    basis,
+                    delivery_id,
+                })
+            },
+        )
+        .collect();
+    let registrations = registration_series(conn, scope)?;
+    let (presence, presence_known, attendance_records) = presence_series(conn, scope)?;
     Ok(Timeline {
         time_zone: zone.name(),
         entries,
-        entries_total,
-        registrations: thin(registrations, SERIES_POINTS),
-        presence: thin(presence, SERIES_POINTS),
+        entries_total: own + about_people,
+        registrations: points(thin(registrations, SERIES_POINTS), zone),
+        presence: points(thin(presence, SERIES_POINTS), zone),
         presence_known,
         attendance_records,
     })
 }
 
+/// A step of a series before it is written in the organizer's zone.
+type Step = (DateTime<Utc>, i64);
+
+fn points(steps: Vec<Step>, zone: Zone) -> Vec<Point> {
+    steps
+        .into_iter()
+        .map(|(at, value)| Point {
+            at: zone.format(&at),
+            value,
+        })
+        .collect()
+}
+
 /// A step series cut down to about `max` points: of each run of consecutive points, the highest
 /// and the last, so that peaks and the level each run ends at stay drawn.
-fn thin(points: Vec<Point>, max: usize) -> Vec<Point> {
-    if points.len() <= max {
-        return points;
+fn thin(steps: Vec<Step>, max: usize) -> Vec<Step> {
+    if steps.len() <= max {
+        return steps;
     }
-    let run = points.len().div_ceil(max / 2);
+    let run = steps.len().div_ceil(max / 2);
     let mut kept = Vec::with_capacity(max);
-    for chunk in points.chunks(run) {
+    for chunk in steps.chunks(run) {
         let last = chunk.len() - 1;
         let peak = (0..chunk.len())
-            .max_by_key(|&i| (chunk[i].value, i))
+            .max_by_key(|&i| (chunk[i].1, i))
             .unwrap_or(last);
         if peak != last {
-            kept.push(chunk[peak].clone());
+            kept.push(chunk[peak]);
         }
-        kept.push(chunk[last].clone());
+        kept.push(chunk[last]);
     }
     kept
 }
 
-fn registration_series(conn: &Connection, scope: &Scope, zone: Zone) -> Result<Vec<Point>> {
+fn registration_series(conn: &Connection, scope: &Scope) -> Result<Vec<Step>> {
     let mut stmt = conn.prepare_cached(
         "SELECT min(r.registered_at) AS at FROM registrations r
          JOIN audience_registrants a USING (webinar_uid, person_uid)
@@ -181,35 +240,32 @@ fn registration_series(conn: &Connection, scope: &Scope, zone: Zone) -> Result<V
     Ok(times
         .iter()
         .enumerate()
-        .filter_map(|(i, at)| {
-            Some(Point {
-                at: zone.local(Some(at))?,
-                value: i as i64 + 1,
-            })
-        })
+        .filter_map(|(i, at)| Some((parse_time(at)?, i as i64 + 1)))
         .collect())
 }
 
-fn presence_series(conn: &Connection, scope: &Scope, zone: Zone) -> Result<(Vec<Point>, u64, u64)> {
+/// Attendees present over time: each change of the count, one step per second (a join and a
+/// leave in the same second make one step, as they are written to the second).
+fn presence_series(conn: &Connection, scope: &Scope) -> Result<(Vec<Step>, u64, u64)> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.first_joined_at, a.last_left_at FROM attendance a
          JOIN audience_attendees USING (webinar_uid, person_uid)
          WHERE a.webinar_uid = ?1 AND (?2 IS NULL OR a.session_uid = ?2) AND a.attended",
     )?;
-    let rows = stmt
-        .query_map(
-            rusqlite::params![scope.webinar, scope.session_uid()],
-            |row| {
-                Ok((
-                    row.get::<_, Option<String>>(0)?,
-                    row.get::<_, Option<String>>(1)?,
-                ))
-            },
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let records = rows.len() as u64;
-    let mut edges: Vec<(chrono::DateTime<chrono::Utc>, i64)> = Vec::new();
-    for (join, leave) in &rows {
+    let mut records = 0;
+    let mut edges: Vec<(DateTime<Utc>, i64)> = Vec::new();
+    let rows = stmt.query_map(
+        rusqlite::params![scope.webinar, scope.session_uid()],
+        |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (join, leave) = row?;
+        records += 1;
         if let (Some(join), Some(leave)) = (
             join.as_deref().and_then(parse_time),
             leave.as_deref().and_then(parse_time),
@@ -220,31 +276,27 @@ fn presence_series(conn: &Connection, scope: &Scope, zone: Zone) -> Result<(Vec<
     }
     let known = edges.len() as u64 / 2;
     edges.sort();
-    let mut points: Vec<Point> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let mut present = 0;
     for (at, change) in edges {
         present += change;
-        let at = zone.format(&at);
-        match points.last_mut() {
-            Some(last) if last.at == at => last.value = present,
-            _ => points.push(Point { at, value: present }),
+        match steps.last_mut() {
+            Some(last) if last.0.timestamp() == at.timestamp() => last.1 = present,
+            _ => steps.push((at, present)),
         }
     }
-    Ok((points, known, records))
+    Ok((steps, known, records))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn series(values: &[i64]) -> Vec<Point> {
+    fn series(values: &[i64]) -> Vec<Step> {
         values
             .iter()
             .enumerate()
-            .map(|(i, &value)| Point {
-                at: format!("{i:05}"),
-                value,
-            })
+            .map(|(i, &value)| (DateTime::from_timestamp(i as i64, 0).unwrap(), value))
             .collect()
     }
 
@@ -255,14 +307,14 @@ mod tests {
         values[4321] = 99;
         let thinned = thin(series(&values), 1000);
         assert!(thinned.len() <= 1000, "{}", thinned.len());
-        assert!(thinned.iter().any(|p| p.value == 99), "the peak is kept");
+        assert!(thinned.iter().any(|p| p.1 == 99), "the peak is kept");
         assert_eq!(
             thinned.last(),
             series(&values).last(),
             "the final level is kept"
         );
         assert!(
-            thinned.windows(2).all(|w| w[0].at < w[1].at),
+            thinned.windows(2).all(|w| w[0].0 < w[1].0),
             "still in time order"
         );
     }
