@@ -297,6 +297,32 @@ async fn timelines_people_lists_and_people() {
         .map(|p| p["email"].as_str().unwrap())
         .collect();
     assert_eq!(emails, ["tomas.reyes@alturadata.mx"]);
+    assert_eq!(no_shows["total"], 1);
+    let (_, registrants) = app
+        .get(&format!("/api/webinars/{BIGMARKER}/people/registrants"))
+        .await;
+    let everyone = registrants["people"].as_array().unwrap().clone();
+    assert!(everyone.len() > 2, "{registrants}");
+    assert_eq!(registrants["total"], everyone.len());
+    let (_, first_two) = app
+        .get(&format!(
+            "/api/webinars/{BIGMARKER}/people/registrants?limit=2"
+        ))
+        .await;
+    assert_eq!(first_two["people"].as_array().unwrap()[..], everyone[..2]);
+    assert_eq!(
+        first_two["total"],
+        everyone.len(),
+        "the total is of everyone"
+    );
+    for bad in ["0", "-1", "many"] {
+        let (status, body) = app
+            .get(&format!(
+                "/api/webinars/{BIGMARKER}/people/registrants?limit={bad}"
+            ))
+            .await;
+        assert_error(status, &body, 400, "bad_request");
+    }
     let (status, body) = app
         .get(&format!("/api/webinars/{BIGMARKER}/people/fans"))
         .await;

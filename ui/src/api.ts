@@ -124,8 +124,8 @@ export class Api {
   timeline(uid: string, session?: string | null): Promise<Timeline> {
     return this.request('GET', `webinars/${seg(uid)}/timeline`, { session });
   }
-  webinarPeople(uid: string, audience: Audience, session?: string | null): Promise<PeopleInWebinar> {
-    return this.request('GET', `webinars/${seg(uid)}/people/${audience}`, { session });
+  webinarPeople(uid: string, audience: Audience, session?: string | null, limit?: number): Promise<PeopleInWebinar> {
+    return this.request('GET', `webinars/${seg(uid)}/people/${audience}`, { session, limit });
   }
   people(p: { q?: string; sort?: PeopleSort; limit?: number; offset?: number } = {}): Promise<PersonLine[]> {
     return this.request('GET', 'people', { ...p });

@@ -519,6 +519,10 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
             format!("/api/webinars/{largest}/timeline"),
         ),
         (
+            "largest webinar attendees list",
+            format!("/api/webinars/{largest}/people/attendees"),
+        ),
+        (
             "people search",
             format!("/api/people?q=p{}", if options.smoke { 42 } else { 4242 }),
         ),

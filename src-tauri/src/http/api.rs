@@ -179,13 +179,7 @@ pub async fn webinars(
 ) -> ApiResult<WebinarList> {
     let zone = Zone::parse(query.tz.as_deref())?;
     let filter = query.filter(zone)?;
-    let limit = match query.limit.as_deref().filter(|l| !l.is_empty()) {
-        None => WEBINAR_PAGE,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(limit) if limit > 0 => limit,
-            _ => return Err(bad("limit", format!("{raw:?} is not a positive number"))),
-        },
-    };
+    let limit = parse_limit(query.limit.as_deref(), WEBINAR_PAGE)?;
     let (list, total) = read(&state, move |conn| {
         Ok(webinars::page(conn, &filter, zone, limit)?)
     })
@@ -202,7 +196,12 @@ pub async fn webinar_report(
     Path(uid): Path<String>,
     Query(query): Query<ZoneQuery>,
 ) -> Result<Response, ApiError> {
-    memoized(&state, "report", &uid, query, attendance::report).await
+    let (zone, scope) = (query.zone()?, query.scope(&uid));
+    let key = memo_key("report", &scope, zone, "");
+    memoized(&state, key, move |conn| {
+        attendance::report(conn, &scope, zone)
+    })
+    .await
 }
 
 pub async fn webinar_timeline(
@@ -210,30 +209,34 @@ pub async fn webinar_timeline(
     Path(uid): Path<String>,
     Query(query): Query<ZoneQuery>,
 ) -> Result<Response, ApiError> {
-    memoized(&state, "timeline", &uid, query, timeline::timeline).await
+    let (zone, scope) = (query.zone()?, query.scope(&uid));
+    let key = memo_key("timeline", &scope, zone, "");
+    memoized(&state, key, move |conn| {
+        timeline::timeline(conn, &scope, zone)
+    })
+    .await
 }
 
-/// Answers a webinar's report or timeline from the memo, computing it only when the projection
-/// changed since it was last asked for.
+/// What a memoized response was asked for: the report, its scope, zone and any other choice.
+fn memo_key(kind: &str, scope: &Scope, zone: Zone, rest: &str) -> String {
+    let session = scope.session.as_deref().unwrap_or_default();
+    format!(
+        "{kind}\0{}\0{session}\0{}\0{rest}",
+        scope.webinar,
+        zone.name()
+    )
+}
+
+/// Answers from the memo, computing only when the projection changed since the same request
+/// was last answered.
 async fn memoized<T: Serialize + 'static>(
     state: &DashboardState,
-    kind: &'static str,
-    uid: &str,
-    query: ZoneQuery,
-    compute: fn(&Connection, &Scope, Zone) -> report::Result<T>,
+    key: String,
+    compute: impl FnOnce(&Connection) -> report::Result<T> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let (zone, scope) = (query.zone()?, query.scope(uid));
-    let key = format!(
-        "{kind}\0{}\0{}\0{}",
-        scope.webinar,
-        scope.session.as_deref().unwrap_or_default(),
-        zone.name()
-    );
     let memo = state.memo.clone();
     let json = read(state, move |conn| {
-        Ok(memo.get_or_compute(conn, key, |conn| {
-            Ok(serde_json::to_vec(&compute(conn, &scope, zone)?)?)
-        })?)
+        Ok(memo.get_or_compute(conn, key, |conn| Ok(serde_json::to_vec(&compute(conn)?)?))?)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
@@ -251,28 +254,55 @@ fn parse_audience(raw: &str) -> Result<Audience, ApiError> {
 #[ts(export)]
 pub struct PeopleInWebinar {
     time_zone: &'static str,
+    /// People in the list; `people` holds the first `limit` of them, by name.
+    total: u64,
     people: Vec<attendance::Participant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AudienceQuery {
+    tz: Option<String>,
+    session: Option<String>,
+    /// People to return at most (default [`AUDIENCE_PAGE`]).
+    limit: Option<String>,
+}
+
+/// People in a webinar's list unless the request asks for more.
+const AUDIENCE_PAGE: usize = 500;
+
+fn parse_limit(raw: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match raw.filter(|l| !l.is_empty()) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(limit) if limit > 0 => Ok(limit),
+            _ => Err(bad("limit", format!("{raw:?} is not a positive number"))),
+        },
+    }
 }
 
 pub async fn webinar_people(
     State(state): State<DashboardState>,
     Path((uid, audience)): Path<(String, String)>,
-    Query(query): Query<ZoneQuery>,
-) -> ApiResult<PeopleInWebinar> {
-    let audience = parse_audience(&audience)?;
-    let (zone, scope) = (query.zone()?, query.scope(&uid));
-    let people = read(&state, move |conn| {
-        let everyone = attendance::participants(conn, &scope, zone)?;
-        Ok(everyone
-            .into_iter()
-            .filter(|p| audience.includes(p))
-            .collect())
+    Query(query): Query<AudienceQuery>,
+) -> Result<Response, ApiError> {
+    let list = parse_audience(&audience)?;
+    let limit = parse_limit(query.limit.as_deref(), AUDIENCE_PAGE)?;
+    let zone = Zone::parse(query.tz.as_deref())?;
+    let scope = ZoneQuery {
+        tz: None,
+        session: query.session,
+    }
+    .scope(&uid);
+    let key = memo_key("people", &scope, zone, &format!("{audience}\0{limit}"));
+    memoized(&state, key, move |conn| {
+        let (people, total) = attendance::audience_page(conn, &scope, zone, list, limit)?;
+        Ok(PeopleInWebinar {
+            time_zone: zone.name(),
+            total,
+            people,
+        })
     })
-    .await?;
-    Ok(Json(PeopleInWebinar {
-        time_zone: zone.name(),
-        people,
-    }))
+    .await
 }
 
 #[derive(Debug, Deserialize)]
