@@ -146,6 +146,35 @@ fn the_people_list_counts_match_each_person() {
     assert_eq!(priya.platforms, ["bigmarker", "gotowebinar"]);
     let found = people::list(&conn, Some("PRIYA"), people::Sort::Name, 10, 0).unwrap();
     assert_eq!(found.len(), 1);
+
+    // Each order lists everyone once, and pages of it follow on from each other.
+    let key = |l: &people::PersonLine| {
+        l.name
+            .clone()
+            .or_else(|| l.email.clone())
+            .unwrap_or_else(|| l.uid.clone())
+            .to_lowercase()
+    };
+    let by_name = people::list(&conn, None, people::Sort::Name, 1000, 0).unwrap();
+    assert!(
+        by_name.windows(2).all(|w| key(&w[0]) <= key(&w[1])),
+        "by name"
+    );
+    for sort in [
+        people::Sort::Name,
+        people::Sort::Attended,
+        people::Sort::NoShows,
+        people::Sort::Registered,
+    ] {
+        let whole = people::list(&conn, None, sort, 1000, 0).unwrap();
+        assert_eq!(whole.len(), list.len(), "{sort:?}");
+        let paged: Vec<String> = (0..whole.len().div_ceil(3))
+            .flat_map(|page| people::list(&conn, None, sort, 3, page as u32 * 3).unwrap())
+            .map(|l| l.uid)
+            .collect();
+        let uids: Vec<String> = whole.into_iter().map(|l| l.uid).collect();
+        assert_eq!(paged, uids, "{sort:?}");
+    }
 }
 
 #[test]

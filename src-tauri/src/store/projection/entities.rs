@@ -353,12 +353,15 @@ impl PersonFold {
             self.newest.delivery_id,
             json(self)?,
         ])?;
-        // What people search matches, kept narrow (see migration 07).
+        // What people search matches and the People list sorts by name on, kept narrow (see
+        // migrations 07 and 10).
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO people_search (uid, text)
-             SELECT uid, lower(coalesce(email, '') || ' ' || coalesce(coalesce(name,
-                 nullif(trim(coalesce(first_name, '') || ' ' || coalesce(last_name, '')), '')),
-                 '')) FROM people WHERE uid = ?1",
+            "INSERT OR REPLACE INTO people_search (uid, text, sort_key)
+             SELECT uid, lower(coalesce(email, '') || ' ' || coalesce(full_name, '')),
+                 lower(coalesce(full_name, email, uid))
+             FROM (SELECT uid, email, coalesce(name, nullif(trim(coalesce(first_name, '')
+                       || ' ' || coalesce(last_name, '')), '')) AS full_name
+                   FROM people WHERE uid = ?1)",
         )?
         .execute([uid])?;
         Ok(())
