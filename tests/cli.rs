@@ -285,3 +285,30 @@ fn exports_write_csv_files_with_the_zone_named() {
     ));
     assert!(kind.contains("unknown export \"fans\""), "{kind}");
 }
+
+#[test]
+fn reindex_refuses_a_store_a_receiver_is_using_and_works_once_it_stops() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--ingest-bind", "127.0.0.1:0"])
+        .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().starts_with("Dashboard:")),
+        "serve started"
+    );
+    let refused = fails(&rollcall(dir.path(), &["reindex"]));
+    assert!(
+        refused.contains("Rollcall is running on") && refused.contains("stop it first"),
+        "{refused}"
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let reindexed = ok(&rollcall(dir.path(), &["reindex"]));
+    assert!(reindexed.starts_with("Reindexed:"), "{reindexed}");
+}

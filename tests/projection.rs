@@ -5,7 +5,8 @@ mod support;
 
 use proptest::prelude::*;
 use rollcall::store::journal::{self, Prepared};
-use rollcall::store::{open_writer, StoreOptions};
+use rollcall::store::projection::{self, PROJECTED_TABLES};
+use rollcall::store::{database_path, open_writer, rebuild, StoreOptions};
 use rusqlite::Connection;
 use support::scenario::{self, ScenarioDelivery};
 use support::tables::dump;
@@ -166,4 +167,65 @@ fn the_audience_summary_agrees_with_its_definition() {
         )
         .unwrap();
     assert_eq!(mismatched, 0, "webinar counts agree with the audience rows");
+}
+
+/// Every table that is not projection (the journal and the organizer's settings), row by row.
+fn everything_else(conn: &Connection) -> Vec<String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut rows = Vec::new();
+    for table in tables {
+        // The revision only ever grows: a rebuild moves it on, as every projection write does.
+        if PROJECTED_TABLES.contains(&table.as_str()) || table == "projection_revision" {
+            continue;
+        }
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let width = stmt.column_count();
+        let mut query = stmt.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<rusqlite::types::Value> =
+                (0..width).map(|i| row.get(i).unwrap()).collect();
+            rows.push(format!("{table}: {values:?}"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_path(dir.path());
+    support::add_sources(&path);
+    let mut conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    for delivery in scenario::deliveries() {
+        let tx = conn.transaction().unwrap();
+        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
+        tx.commit().unwrap();
+    }
+    let (projection, journal_and_settings) = (dump(&conn, true), everything_else(&conn));
+    assert!(journal_and_settings
+        .iter()
+        .any(|r| r.starts_with("sources: ")));
+    let revision = projection::revision(&conn).unwrap();
+    drop(conn);
+    // A rebuild that died half way left its file behind: the next one starts afresh.
+    std::fs::write(rebuild::fresh_path(dir.path()), b"half a database").unwrap();
+
+    let report = rebuild::reindex(dir.path(), &StoreOptions::default()).unwrap();
+    assert!(report.projected > 0 && report.ignored > 0, "{report:?}");
+    let conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(dump(&conn, true), projection);
+    assert_eq!(everything_else(&conn), journal_and_settings);
+    assert!(projection::revision(&conn).unwrap() > revision);
+    assert!(!rebuild::fresh_path(dir.path()).exists());
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
 }

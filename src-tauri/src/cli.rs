@@ -594,15 +594,18 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
 }
 
 fn reindex(data_dir: &Path) -> anyhow::Result<()> {
-    let mut conn = open_writer(&database_path(data_dir), &StoreOptions::default())?;
-    // Rebuilding every table touches every index page: keep them in memory, not in the WAL.
-    conn.pragma_update(None, "cache_size", crate::store::REINDEX_CACHE_KIB)?;
-    // Each statement's journal (SQLite keeps one per insert into a table with foreign keys)
-    // stays small; in a file it cost a write per page touched: 130 GB for 1,000,000 deliveries.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let report = journal::reindex(&tx)?;
-    tx.commit()?;
+    // The store file is rebuilt beside the old one and swapped in: nothing may write the old
+    // one meanwhile, or its changes would be lost with it.
+    let mut lock = match crate::server::DataDirLock::take(data_dir) {
+        Err(crate::server::ServerError::AlreadyRunning { running, .. }) => bail!(
+            "Rollcall is running on {} ({running}): stop it first, since reindex rebuilds the \
+             store it uses",
+            data_dir.display()
+        ),
+        taken => taken?,
+    };
+    lock.describe(&format!("reindexing, process {}", std::process::id()));
+    let report = crate::store::rebuild::reindex(data_dir, &StoreOptions::default())?;
     println!(
         "Reindexed: {} projected, {} quarantined, {} ignored.",
         report.projected, report.quarantined, report.ignored

@@ -78,10 +78,10 @@ pub enum ServerError {
 
 /// Held while a receiver runs on a data directory: two receivers on one store would fight
 /// over its ports and its writes. The OS releases it if the process dies.
-struct DataDirLock(std::fs::File);
+pub(crate) struct DataDirLock(std::fs::File);
 
 impl DataDirLock {
-    fn take(data_dir: &std::path::Path) -> Result<DataDirLock, ServerError> {
+    pub(crate) fn take(data_dir: &std::path::Path) -> Result<DataDirLock, ServerError> {
         let path = data_dir.join("rollcall.lock");
         std::fs::create_dir_all(data_dir).map_err(|source| ServerError::Lock {
             path: path.clone(),
@@ -115,8 +115,8 @@ impl DataDirLock {
         }
     }
 
-    /// Notes where this receiver listens, for a second launch's message.
-    fn describe(&mut self, what: &str) {
+    /// Notes where this receiver listens (or what holds the lock), for a second launch's message.
+    pub(crate) fn describe(&mut self, what: &str) {
         use std::io::{Seek, Write};
         let _ = self.0.set_len(0);
         let _ = self.0.seek(std::io::SeekFrom::Start(0));

@@ -10,6 +10,7 @@ pub mod backup;
 mod connection;
 pub mod journal;
 pub mod projection;
+pub mod rebuild;
 pub mod sources;
 pub mod subscriptions;
 pub mod tunnel_urls;

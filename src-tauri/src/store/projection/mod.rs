@@ -61,6 +61,21 @@ pub fn revision(conn: &Connection) -> Result<i64> {
         .query_row([], |row| row.get(0))?)
 }
 
+/// The tables the projection builds from the journal: everything else is the journal and the
+/// organizer's settings.
+pub const PROJECTED_TABLES: [&str; 10] = [
+    "facts",
+    "webinars",
+    "sessions",
+    "people",
+    "people_search",
+    "registrations",
+    "attendance",
+    "audience",
+    "webinar_counts",
+    "person_counts",
+];
+
 /// Deliveries a rebuild folds between two writes of the entities they touch.
 const REBUILD_CHUNK: usize = 20_000;
 
@@ -80,11 +95,11 @@ impl Rebuild {
         let indexes: Vec<(String, String)> = conn
             .prepare(
                 "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
-                 AND tbl_name IN ('facts', 'webinars', 'sessions', 'people', 'people_search',
-                                  'registrations', 'attendance', 'audience', 'webinar_counts',
-                                  'person_counts')",
+                 AND tbl_name IN (SELECT value FROM json_each(?1))",
             )?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map([serde_json::to_string(&PROJECTED_TABLES)?], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         for (name, _) in &indexes {
             conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
@@ -128,10 +143,20 @@ impl Rebuild {
     /// Writes what is left, builds the indexes again and computes the audience summary.
     pub fn finish(mut self, conn: &Connection) -> Result<()> {
         self.save(conn)?;
+        let started = std::time::Instant::now();
         for sql in &self.indexes {
             conn.execute_batch(sql)?;
         }
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            "built the indexes again"
+        );
+        let started = std::time::Instant::now();
         audience::rebuild(conn)?;
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            "computed the audience summary"
+        );
         advance_revision(conn)
     }
 }
@@ -422,24 +447,33 @@ impl WorkSet {
         pairs_of(self.registrations.keys().chain(self.attendance.keys()))
     }
 
+    /// Writes every entity, each table in key order: B-tree pages then fill up one after
+    /// another instead of splitting at random (a rebuild's registrations filled half of each
+    /// page in random order).
     fn save(&self, conn: &Connection) -> Result<()> {
-        for (uid, fold) in &self.webinars {
+        for (uid, fold) in in_key_order(&self.webinars) {
             fold.save(conn, uid)?;
         }
-        for (uid, fold) in &self.sessions {
+        for (uid, fold) in in_key_order(&self.sessions) {
             fold.save(conn, uid)?;
         }
-        for (uid, fold) in &self.people {
+        for (uid, fold) in in_key_order(&self.people) {
             fold.save(conn, uid)?;
         }
-        for (key, fold) in &self.registrations {
+        for (key, fold) in in_key_order(&self.registrations) {
             fold.save(conn, key)?;
         }
-        for (key, fold) in &self.attendance {
+        for (key, fold) in in_key_order(&self.attendance) {
             fold.save(conn, key)?;
         }
         Ok(())
     }
+}
+
+fn in_key_order<K: Ord, V>(map: &HashMap<K, V>) -> Vec<(&K, &V)> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 /// Rebuilds the touched entities from the facts that remain, deleting those no fact mentions.

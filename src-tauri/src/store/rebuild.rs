@@ -1,0 +1,172 @@
+//! `reindex` into a fresh file: the journal and settings are copied into a new database, the
+//! projection is built there from the journal, and the new file replaces the old one in one
+//! rename. The old file stays whole until that rename, so a crash or an error at any point
+//! leaves the store as it was (and a half-built file that the next reindex replaces).
+//!
+//! Rebuilt in place, 1,000,000 deliveries took 6 minutes: the transaction's 5 GB of pages went
+//! through the WAL twice (spilled, read back through its index, then checkpointed), and the old
+//! projection's pages were freed only to be read back as they were reused. A file that nobody
+//! else can see needs neither a WAL nor a rollback journal nor an fsync until it is complete.
+//!
+//! The caller holds the data directory's lock: no receiver may write the store meanwhile.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::journal::{self, ReindexReport};
+use super::projection::PROJECTED_TABLES;
+use super::{database_path, open_writer, Result, StoreError, StoreOptions, REINDEX_CACHE_KIB};
+
+/// Where the new database is built, beside the old one (a rename must not cross file systems).
+pub fn fresh_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("rollcall.reindex.sqlite3")
+}
+
+/// Rebuilds every projected table from the journal into a fresh file and swaps it in.
+pub fn reindex(data_dir: &Path, options: &StoreOptions) -> Result<ReindexReport> {
+    let path = database_path(data_dir);
+    let fresh = fresh_path(data_dir);
+    remove_with_companions(&fresh)?;
+    // Brings the old file to the current schema, and the new one gets the same schema.
+    drop(open_writer(&path, options)?);
+    drop(open_writer(&fresh, options)?);
+    let report = build(&path, &fresh)?;
+    swap_in(&path, &fresh)?;
+    Ok(report)
+}
+
+/// Copies what is not projection from `old` into `fresh`, then projects the journal there.
+fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
+    let mut conn = Connection::open(fresh)?;
+    // Nothing else can see this file until it is complete: no WAL, no rollback journal, no
+    // fsync per commit. A crash leaves a file the next reindex deletes.
+    conn.pragma_update(None, "journal_mode", "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "cache_size", REINDEX_CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.execute("ATTACH DATABASE ?1 AS old", [old.to_string_lossy()])?;
+    // The rows were consistent where they came from; copied table by table, a delivery would
+    // otherwise be refused for naming a source not copied yet.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let started = Instant::now();
+    copy_journal(&conn)?;
+    conn.execute_batch("DETACH DATABASE old")?;
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "copied the journal");
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let started = Instant::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let report = journal::reindex(&tx)?;
+    tx.commit()?;
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "projected the journal"
+    );
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    drop(conn);
+    std::fs::File::open(fresh)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| io_error("could not write the rebuilt store to disk", fresh, e))?;
+    Ok(report)
+}
+
+/// Every table but the projected ones, row for row, by column name.
+fn copy_journal(conn: &Connection) -> Result<()> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM old.sqlite_schema
+             WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let tx = conn.unchecked_transaction()?;
+    for table in tables
+        .iter()
+        .filter(|t| !PROJECTED_TABLES.contains(&t.as_str()))
+    {
+        let columns: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}', 'old')"
+            ))?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .map(|name| name.map(|n| format!("\"{n}\"")))
+            .collect::<rusqlite::Result<_>>()?;
+        let columns = columns.join(", ");
+        // An index built once from the finished table is a sort; kept up to date row by row,
+        // the journal's identity index alone took most of the copy.
+        let indexes: Vec<(String, String)> = tx
+            .prepare(
+                "SELECT name, sql FROM main.sqlite_schema
+                 WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+            )?
+            .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, _) in &indexes {
+            tx.execute_batch(&format!("DROP INDEX main.\"{name}\""))?;
+        }
+        tx.execute_batch(&format!(
+            "DELETE FROM main.\"{table}\";
+             INSERT INTO main.\"{table}\" ({columns}) SELECT {columns} FROM old.\"{table}\";"
+        ))?;
+        for (_, sql) in &indexes {
+            tx.execute_batch(sql)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Replaces the old file with the new one. The old file's connections are all closed, so its
+/// WAL has been checkpointed into it and removed; a WAL left beside it would be applied to the
+/// new file, so its absence is checked, not assumed.
+fn swap_in(path: &Path, fresh: &Path) -> Result<()> {
+    let wal = companion(path, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(StoreError::Unavailable(format!(
+            "{} still has unwritten changes (is Rollcall running on it?); the store is left as it was",
+            wal.display()
+        )));
+    }
+    remove_with_companions_except_main(path)?;
+    std::fs::rename(fresh, path)
+        .map_err(|e| io_error("could not put the rebuilt store in place", path, e))?;
+    if let Some(dir) = path.parent() {
+        // The rename itself is durable only once the directory is written.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error("could not write the data directory", dir, e))?;
+    }
+    remove_with_companions_except_main(fresh)
+}
+
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn remove_with_companions(path: &Path) -> Result<()> {
+    remove(path)?;
+    remove_with_companions_except_main(path)
+}
+
+fn remove_with_companions_except_main(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        remove(&companion(path, suffix))?;
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error("could not remove", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn io_error(what: &str, path: &Path, error: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what} {}: {error}", path.display()))
+}
