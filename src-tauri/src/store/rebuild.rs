@@ -67,7 +67,7 @@ fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
     drop(conn);
     std::fs::File::open(fresh)
         .and_then(|file| file.sync_all())
-        .map_err(|e| io_error("could not write the rebuilt store to disk", fresh, e))?;
+        .map_err(|e| io_error("could not write the rebuilt store to disk", fresh, &e))?;
     Ok(report)
 }
 
@@ -130,12 +130,12 @@ fn swap_in(path: &Path, fresh: &Path) -> Result<()> {
     }
     remove_with_companions_except_main(path)?;
     std::fs::rename(fresh, path)
-        .map_err(|e| io_error("could not put the rebuilt store in place", path, e))?;
+        .map_err(|e| io_error("could not put the rebuilt store in place", path, &e))?;
     if let Some(dir) = path.parent() {
         // The rename itself is durable only once the directory is written.
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io_error("could not write the data directory", dir, e))?;
+            .map_err(|e| io_error("could not write the data directory", dir, &e))?;
     }
     remove_with_companions_except_main(fresh)
 }
@@ -161,12 +161,12 @@ fn remove_with_companions_except_main(path: &Path) -> Result<()> {
 fn remove(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_error("could not remove", path, e))
+            Err(io_error("could not remove", path, &e))
         }
         _ => Ok(()),
     }
 }
 
-fn io_error(what: &str, path: &Path, error: std::io::Error) -> StoreError {
+fn io_error(what: &str, path: &Path, error: &std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{what} {}: {error}", path.display()))
 }
