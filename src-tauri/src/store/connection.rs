@@ -100,11 +100,6 @@ pub fn open_read_only(path: &Path, options: &StoreOptions) -> Result<Connection>
 
 fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     conn.busy_timeout(options.busy_timeout)?;
-    // Takes effect only when the file is created (a store made before keeps its page size
-    // until a `reindex` builds it afresh). With 4 KiB pages a registration row (about 1.3 KB,
-    // fold state included) does not fit in its WITHOUT ROWID leaf, and each spilled the rest
-    // into an overflow page of its own: 692,480 registrations took 2.4 GB.
-    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a delivery acknowledged with 200 survives power loss, not only a crash. Group
     // commit makes the extra fsync per batch, not per delivery.
@@ -121,9 +116,6 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     // quadratic (90 s instead of seconds).
     Ok(())
 }
-
-/// Bytes per database page, for files created from now on.
-const PAGE_SIZE: i64 = 8192;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
