@@ -315,6 +315,34 @@ async fn timelines_people_lists_and_people() {
         everyone.len(),
         "the total is of everyone"
     );
+    // The session and zone still choose the list when a limit is given.
+    let (_, whole) = app
+        .get(&format!("/api/webinars/{LIVESTORM}/people/registrants"))
+        .await;
+    let (status, one_session) = app
+        .get(&format!(
+            "/api/webinars/{LIVESTORM}/people/registrants?session={LIVESTORM_SESSION_A}&tz=Asia/Tokyo&limit=100"
+        ))
+        .await;
+    assert_eq!(status, 200, "{one_session}");
+    assert_eq!(one_session["time_zone"], "Asia/Tokyo");
+    let (_, session_report) = app
+        .get(&format!(
+            "/api/webinars/{LIVESTORM}?session={LIVESTORM_SESSION_A}"
+        ))
+        .await;
+    let (_, webinar_report) = app.get(&format!("/api/webinars/{LIVESTORM}")).await;
+    assert_eq!(
+        one_session["total"],
+        session_report["numbers"]["registered"]
+    );
+    assert_eq!(whole["total"], webinar_report["numbers"]["registered"]);
+    let (status, body) = app
+        .get(&format!(
+            "/api/webinars/{LIVESTORM}/people/registrants?session=no-such-session&limit=5"
+        ))
+        .await;
+    assert_error(status, &body, 404, "not_found");
     for bad in ["0", "-1", "many"] {
         let (status, body) = app
             .get(&format!(

@@ -261,8 +261,8 @@ pub struct PeopleInWebinar {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AudienceQuery {
-    tz: Option<String>,
-    session: Option<String>,
+    #[serde(flatten)]
+    place: ZoneQuery,
     /// People to return at most (default [`AUDIENCE_PAGE`]).
     limit: Option<String>,
 }
@@ -287,12 +287,7 @@ pub async fn webinar_people(
 ) -> Result<Response, ApiError> {
     let list = parse_audience(&audience)?;
     let limit = parse_limit(query.limit.as_deref(), AUDIENCE_PAGE)?;
-    let zone = Zone::parse(query.tz.as_deref())?;
-    let scope = ZoneQuery {
-        tz: None,
-        session: query.session,
-    }
-    .scope(&uid);
+    let (zone, scope) = (query.place.zone()?, query.place.scope(&uid));
     let key = memo_key("people", &scope, zone, &format!("{audience}\0{limit}"));
     memoized(&state, key, move |conn| {
         let (people, total) = attendance::audience_page(conn, &scope, zone, list, limit)?;

@@ -219,16 +219,6 @@ fn participant(row: &Row<'_>, zone: Zone) -> rusqlite::Result<Participant> {
     })
 }
 
-/// Every person who registered for, attended or replayed the scope, ordered by name.
-pub fn participants(conn: &Connection, scope: &Scope, zone: Zone) -> Result<Vec<Participant>> {
-    let mut people = Vec::new();
-    each_participant(conn, scope, zone, |p| {
-        people.push(p);
-        Ok(())
-    })?;
-    Ok(people)
-}
-
 /// Calls `visit` with each participant in turn, holding one row at a time (exports of a
 /// hundred thousand people stream through this).
 pub fn each_participant(
