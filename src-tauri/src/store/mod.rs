@@ -7,6 +7,7 @@
 
 mod backlog;
 pub mod backup;
+mod checkpoint;
 mod connection;
 pub mod journal;
 pub mod projection;

@@ -23,6 +23,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
+use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
 use super::sources::{self, Rejection};
 use super::{open_writer, Result, StoreError, StoreOptions};
@@ -76,14 +77,18 @@ pub struct Writer {
 }
 
 /// The running thread, to be joined on shutdown once every [`Writer`] handle is dropped.
-pub struct WriterThread(JoinHandle<()>);
+pub struct WriterThread {
+    writer: JoinHandle<()>,
+    checkpoints: CheckpointThread,
+}
 
 impl WriterThread {
     /// Waits until the queue is drained and the last batch is committed.
     pub fn join(self) {
-        if self.0.join().is_err() {
+        if self.writer.join().is_err() {
             tracing::error!("the writer thread panicked while stopping");
         }
+        self.checkpoints.join();
     }
 }
 
@@ -92,14 +97,19 @@ impl Writer {
     pub fn start(path: &Path, options: &StoreOptions) -> Result<(Writer, WriterThread)> {
         let conn = open_writer(path, options)?;
         let backlog = Backlog::recover(&conn)?;
+        let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path)?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let (committed, _) = broadcast::channel(256);
         let announcer = committed.clone();
         let thread = std::thread::Builder::new()
             .name("rollcall-writer".into())
-            .spawn(move || run(conn, queue, backlog, &announcer))
+            .spawn(move || run(conn, queue, backlog, &announcer, &checkpoints))
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
-        Ok((Writer { jobs, committed }, WriterThread(thread)))
+        let thread = WriterThread {
+            writer: thread,
+            checkpoints: checkpoint_thread,
+        };
+        Ok((Writer { jobs, committed }, thread))
     }
 
     /// Journals one delivery; resolves once it is committed.
@@ -147,12 +157,14 @@ fn run(
     mut queue: mpsc::Receiver<Job>,
     mut backlog: Backlog,
     announcer: &broadcast::Sender<Committed>,
+    checkpoints: &Checkpoints,
 ) {
     loop {
         let first = match next(&mut queue, &backlog) {
             Next::Batch(job) => job,
             Next::Project => {
                 project_alone(&mut conn, &mut backlog, Some(&queue), announcer);
+                checkpoints.committed(&conn);
                 continue;
             }
             Next::Again => continue,
@@ -167,6 +179,7 @@ fn run(
             backlog.rolled_back();
             tracing::error!("a batch panicked in the writer; its requests were refused");
         }
+        checkpoints.committed(&conn);
     }
     // Every handle is gone and the queue is drained; the connection closes here.
     drain(

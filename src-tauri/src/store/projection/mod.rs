@@ -11,6 +11,7 @@
 mod audience;
 mod entities;
 mod merge;
+pub mod participants;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -43,6 +44,7 @@ pub fn apply(
     work.fold_in(conn, delivery_id, identity, observed_at, facts)?;
     work.save(conn)?;
     audience::refresh(conn, &work.pairs())?;
+    participants::refresh(conn, &participants::pairs(facts)?)?;
     advance_revision(conn)
 }
 
@@ -63,7 +65,7 @@ pub fn revision(conn: &Connection) -> Result<i64> {
 
 /// The tables the projection builds from the journal: everything else is the journal and the
 /// organizer's settings.
-pub const PROJECTED_TABLES: [&str; 10] = [
+pub const PROJECTED_TABLES: [&str; 11] = [
     "facts",
     "webinars",
     "sessions",
@@ -74,6 +76,7 @@ pub const PROJECTED_TABLES: [&str; 10] = [
     "audience",
     "webinar_counts",
     "person_counts",
+    "participants",
 ];
 
 /// Deliveries a rebuild folds between two writes of the entities they touch.
@@ -153,9 +156,10 @@ impl Rebuild {
         );
         let started = std::time::Instant::now();
         audience::rebuild(conn)?;
+        participants::rebuild(conn)?;
         tracing::info!(
             secs = started.elapsed().as_secs_f64(),
-            "computed the audience summary"
+            "computed the audience and participants summaries"
         );
         advance_revision(conn)
     }
@@ -172,9 +176,11 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
     for (_, _, fact) in &facts {
         touched.add(fact)?;
     }
+    let pairs = participants::pairs(facts.iter().map(|(_, _, fact)| fact))?;
     conn.prepare_cached("DELETE FROM facts WHERE delivery_id = ?1")?
         .execute([delivery_id])?;
     refold(conn, touched)?;
+    participants::refresh(conn, &pairs)?;
     advance_revision(conn)
 }
 
@@ -184,7 +190,8 @@ pub fn clear(conn: &Connection) -> Result<()> {
         "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
          DELETE FROM people_search;
          DELETE FROM registrations; DELETE FROM attendance;
-         DELETE FROM audience; DELETE FROM webinar_counts; DELETE FROM person_counts;",
+         DELETE FROM audience; DELETE FROM webinar_counts; DELETE FROM person_counts;
+         DELETE FROM participants;",
     )?;
     advance_revision(conn)
 }
