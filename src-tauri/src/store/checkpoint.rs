@@ -116,3 +116,45 @@ fn passive(conn: &Connection) -> Result<i64> {
     }
     Ok(log)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_pages(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len()) / 4096
+    }
+
+    /// With SQLite's automatic checkpoint off, pages reach the database file only through the
+    /// checkpointer; it stops once the writer's side is dropped.
+    #[test]
+    fn committed_pages_are_copied_into_the_database_file_off_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let writer = Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v BLOB); PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        let (checkpoints, thread) = start(&writer, &path).unwrap();
+        let before = file_pages(&path);
+        for _ in 0..50 {
+            writer
+                .execute("INSERT INTO t VALUES (randomblob(8000))", [])
+                .unwrap();
+            checkpoints.committed(&writer);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while file_pages(&path) < before + 50 && Instant::now() < deadline {
+            checkpoints.committed(&writer);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            file_pages(&path) >= before + 50,
+            "the database file has {} pages, {before} before 50 rows of two pages each",
+            file_pages(&path)
+        );
+        drop(checkpoints);
+        thread.join();
+    }
+}
