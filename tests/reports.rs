@@ -114,7 +114,7 @@ fn the_participants_summary_matches_the_rows_it_summarizes() {
         webinars.len() >= 4,
         "the scenario has a webinar per platform"
     );
-    let mut people = 0;
+    let (mut people, mut custom_fields) = (0, 0);
     for webinar in webinars {
         let scope = Scope {
             webinar,
@@ -133,6 +133,19 @@ fn the_participants_summary_matches_the_rows_it_summarizes() {
         .unwrap();
         assert_eq!(kept, fresh, "participants of {}", scope.webinar);
         people += kept.len();
+        let fields_in_rows: Vec<String> = conn
+            .prepare(
+                "SELECT DISTINCT f.key FROM registrations r, json_each(r.custom_fields) f
+                 WHERE r.webinar_uid = ?1 ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([&scope.webinar], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let fields = attendance::custom_field_names(&conn, &scope).unwrap();
+        assert_eq!(fields, fields_in_rows, "custom fields of {}", scope.webinar);
+        custom_fields += fields.len();
         for audience in [
             Audience::Attendees,
             Audience::Registrants,
@@ -160,6 +173,10 @@ fn the_participants_summary_matches_the_rows_it_summarizes() {
         }
     }
     assert!(people > 10, "the scenario has people: {people}");
+    assert!(
+        custom_fields > 0,
+        "the scenario has custom registration fields"
+    );
 }
 
 #[test]

@@ -313,27 +313,32 @@ pub fn audience_page_from_rows(
 }
 
 /// The custom registration fields seen in scope, sorted: the extra columns of an export. A
-/// whole webinar's are read from the participants summary, whose rows are a tenth of the
-/// width of the registrations they come from.
+/// whole webinar's come from the names the participants summary keeps per person: reading
+/// every person's fields took a sixth of an export of 100,000 people.
 pub fn custom_field_names(conn: &Connection, scope: &Scope) -> Result<Vec<String>> {
-    let names = match scope.session_uid() {
-        None => conn
+    let Some(session) = scope.session_uid() else {
+        let sets: Vec<String> = conn
             .prepare_cached(
-                "SELECT DISTINCT f.key FROM participants e, json_each(e.custom_fields) r,
-                    json_each(r.value) f
-                 WHERE e.webinar_uid = ?1 ORDER BY 1",
+                "SELECT DISTINCT custom_field_keys FROM participants WHERE webinar_uid = ?1",
             )?
             .query_map([&scope.webinar], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>(),
-        Some(session) => conn
-            .prepare_cached(
-                "SELECT DISTINCT f.key FROM registrations r, json_each(r.custom_fields) f
-                 WHERE r.webinar_uid = ?1 AND r.session_uid IN (?2, '') ORDER BY 1",
-            )?
-            .query_map([&scope.webinar, &session], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>(),
+            .collect::<rusqlite::Result<_>>()?;
+        let mut names = std::collections::BTreeSet::new();
+        for set in sets {
+            names.extend(
+                serde_json::from_str::<Vec<String>>(&set)
+                    .map_err(crate::store::StoreError::Corrupt)?,
+            );
+        }
+        return Ok(names.into_iter().collect());
     };
-    Ok(names?)
+    Ok(conn
+        .prepare_cached(
+            "SELECT DISTINCT f.key FROM registrations r, json_each(r.custom_fields) f
+             WHERE r.webinar_uid = ?1 AND r.session_uid IN (?2, '') ORDER BY 1",
+        )?
+        .query_map([&scope.webinar, &session], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// Which people a list or export is about.

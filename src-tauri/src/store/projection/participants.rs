@@ -84,11 +84,10 @@ pub fn refresh(conn: &Connection, pairs: &BTreeSet<Pair>) -> Result<()> {
     // By person, as `audience` does: `+webinar_uid` keeps SQLite off the primary keys, which
     // would walk the whole webinar.
     let one = "person_uid = ?2 AND +webinar_uid = ?1";
-    let insert = format!(
-        "INSERT INTO participants (webinar_uid, person_uid, {FIGURE_COLUMNS})
-         SELECT ?1, ?2, {FIGURES} FROM ({}) HAVING count(*) > 0",
+    let insert = insert_sql(&format!(
+        "SELECT ?1 AS webinar_uid, ?2 AS person_uid, {FIGURES} FROM ({}) HAVING count(*) > 0",
         rows(one, one, one)
-    );
+    ));
     for (webinar, person) in pairs {
         conn.prepare_cached("DELETE FROM participants WHERE webinar_uid = ?1 AND person_uid = ?2")?
             .execute([webinar, person])?;
@@ -102,15 +101,26 @@ pub fn refresh(conn: &Connection, pairs: &BTreeSet<Pair>) -> Result<()> {
 pub fn rebuild(conn: &Connection) -> Result<()> {
     conn.execute("DELETE FROM participants", [])?;
     conn.execute(
-        &format!(
-            "INSERT INTO participants (webinar_uid, person_uid, {FIGURE_COLUMNS})
-             SELECT webinar_uid, person_uid, {FIGURES} FROM ({})
+        &insert_sql(&format!(
+            "SELECT webinar_uid, person_uid, {FIGURES} FROM ({})
              GROUP BY webinar_uid, person_uid",
             rows("1", "1", "person_uid IS NOT NULL")
-        ),
+        )),
         [],
     )?;
     Ok(())
+}
+
+/// Inserts the summary rows `grouped` yields (key and [`FIGURES`]), with the sorted names of
+/// their custom fields.
+fn insert_sql(grouped: &str) -> String {
+    format!(
+        "INSERT INTO participants (webinar_uid, person_uid, {FIGURE_COLUMNS}, custom_field_keys)
+         SELECT g.*, (SELECT json_group_array(key) FROM (
+                SELECT DISTINCT f.key AS key FROM json_each(g.custom_fields) r, json_each(r.value) f
+                ORDER BY 1))
+         FROM ({grouped}) g"
+    )
 }
 
 /// The (webinar, person) pairs whose summary rows facts can change: every fact naming a person

@@ -24,6 +24,9 @@ CREATE TABLE participants (
     join_url        TEXT,
     -- A JSON array of each registration's custom fields.
     custom_fields   TEXT NOT NULL,
+    -- The names in them, sorted, as a JSON array: the extra columns of an export, found without
+    -- reading every person's fields (most people of a webinar share one set).
+    custom_field_keys TEXT NOT NULL,
     attended        INTEGER NOT NULL,
     first_joined_at TEXT,
     last_left_at    TEXT,
