@@ -179,6 +179,36 @@ fn the_participants_summary_matches_the_rows_it_summarizes() {
     );
 }
 
+/// Migration 11 fills the summary of a store that had none, exactly as the projection keeps it.
+#[test]
+fn the_participants_migration_fills_the_summary_of_an_existing_store() {
+    let rows = |conn: &Connection| -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT * FROM participants ORDER BY webinar_uid, person_uid")
+            .unwrap();
+        let width = stmt.column_count();
+        let mut query = stmt.query([]).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<rusqlite::types::Value> =
+                (0..width).map(|i| row.get(i).unwrap()).collect();
+            rows.push(format!("{values:?}"));
+        }
+        rows
+    };
+    let (dir, conn) = scenario_store();
+    let kept = rows(&conn);
+    drop(conn);
+    let db = dir.path().join("db.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE participants; PRAGMA user_version = 10;")
+        .unwrap();
+    let migrated = rollcall::store::open_writer(&db, &StoreOptions::default()).unwrap();
+    assert!(kept.len() > 10, "the scenario has participants");
+    assert_eq!(rows(&migrated), kept);
+}
+
 #[test]
 fn people_and_deliveries_match_the_expectation() {
     let (_dir, conn) = scenario_store();
