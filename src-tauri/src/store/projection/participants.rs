@@ -10,6 +10,7 @@
 //! reads no payloads and holds no person's name: names change and are joined when read.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use rusqlite::Connection;
 
@@ -81,17 +82,20 @@ pub fn rows(registrations: &str, attendance: &str, replay_views: &str) -> String
 /// Recomputes the summary rows of `pairs` from their registrations, attendance and replay
 /// views; a pair with none of them has no row.
 pub fn refresh(conn: &Connection, pairs: &BTreeSet<Pair>) -> Result<()> {
-    // By person, as `audience` does: `+webinar_uid` keeps SQLite off the primary keys, which
-    // would walk the whole webinar.
-    let one = "person_uid = ?2 AND +webinar_uid = ?1";
-    let insert = insert_sql(&format!(
-        "SELECT ?1 AS webinar_uid, ?2 AS person_uid, {FIGURES} FROM ({}) HAVING count(*) > 0",
-        rows(one, one, one)
-    ));
+    // Written once: this runs for every delivery projected.
+    static INSERT: LazyLock<String> = LazyLock::new(|| {
+        // By person, as `audience` does: `+webinar_uid` keeps SQLite off the primary keys,
+        // which would walk the whole webinar.
+        let one = "person_uid = ?2 AND +webinar_uid = ?1";
+        insert_sql(&format!(
+            "SELECT ?1 AS webinar_uid, ?2 AS person_uid, {FIGURES} FROM ({}) HAVING count(*) > 0",
+            rows(one, one, one)
+        ))
+    });
     for (webinar, person) in pairs {
         conn.prepare_cached("DELETE FROM participants WHERE webinar_uid = ?1 AND person_uid = ?2")?
             .execute([webinar, person])?;
-        conn.prepare_cached(&insert)?.execute([webinar, person])?;
+        conn.prepare_cached(&INSERT)?.execute([webinar, person])?;
     }
     Ok(())
 }
