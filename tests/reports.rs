@@ -179,9 +179,10 @@ fn the_participants_summary_matches_the_rows_it_summarizes() {
     );
 }
 
-/// Migration 11 fills the summary of a store that had none, exactly as the projection keeps it.
+/// Migration 12 fills the summary, by name, of a store that had none (version 10) and of one
+/// that had it in migration 11's shape, exactly as the projection keeps it.
 #[test]
-fn the_participants_migration_fills_the_summary_of_an_existing_store() {
+fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
     let rows = |conn: &Connection| -> Vec<String> {
         let mut stmt = conn
             .prepare("SELECT * FROM participants ORDER BY webinar_uid, person_uid")
@@ -196,17 +197,22 @@ fn the_participants_migration_fills_the_summary_of_an_existing_store() {
         }
         rows
     };
-    let (dir, conn) = scenario_store();
-    let kept = rows(&conn);
-    drop(conn);
-    let db = dir.path().join("db.sqlite3");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch("DROP TABLE participants; PRAGMA user_version = 10;")
-        .unwrap();
-    let migrated = rollcall::store::open_writer(&db, &StoreOptions::default()).unwrap();
-    assert!(kept.len() > 10, "the scenario has participants");
-    assert_eq!(rows(&migrated), kept);
+    let migration_11 = include_str!("../src-tauri/src/store/migrations/11-participants/up.sql");
+    for (version, earlier_table) in [(10, ""), (11, migration_11)] {
+        let (dir, conn) = scenario_store();
+        let kept = rows(&conn);
+        drop(conn);
+        let db = dir.path().join("db.sqlite3");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(&format!(
+                "DROP TABLE participants; {earlier_table}; PRAGMA user_version = {version};"
+            ))
+            .unwrap();
+        let migrated = rollcall::store::open_writer(&db, &StoreOptions::default()).unwrap();
+        assert!(kept.len() > 10, "the scenario has participants");
+        assert_eq!(rows(&migrated), kept, "from version {version}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! the tables and CSV exports list.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, Row};
 use serde::Serialize;
@@ -82,9 +83,11 @@ const PARTICIPANT_COLUMNS: &str = "e.person_uid, p.email, p.first_name, p.last_n
     e.attended, e.first_joined_at, e.last_left_at, e.join_count, e.secs, e.engaged,
     e.rate_sum, e.rate_count, e.replay_views, e.replay_secs";
 
-/// Lists and exports go by name.
-const BY_NAME: &str =
-    "ORDER BY lower(coalesce(p.last_name, p.name, p.email, e.person_uid)), e.person_uid";
+/// Lists and exports go by name: the summary is stored in this order (its primary key), rows
+/// grouped on request are sorted by the same key computed from `people`.
+const BY_NAME: &str = "ORDER BY e.sort_key, e.person_uid";
+static BY_NAME_FROM_ROWS: LazyLock<String> =
+    LazyLock::new(|| format!("ORDER BY {}, e.person_uid", participants::SORT_KEY));
 
 /// Where a webinar's per-person figures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,9 +102,9 @@ enum Figures {
 /// The per-person rows of a webinar or session, by name when `ordered`. One query serves the
 /// report's numbers, the tables and the CSV exports, so they always agree.
 fn participants_sql(figures: Figures, session: bool, ordered: bool) -> String {
-    let order = if ordered { BY_NAME } else { "" };
     let columns = PARTICIPANT_COLUMNS;
     if figures == Figures::Summary {
+        let order = if ordered { BY_NAME } else { "" };
         return format!(
             "SELECT {columns} FROM participants e JOIN people p ON p.uid = e.person_uid
              WHERE e.webinar_uid = ?1 {order}"
@@ -116,6 +119,11 @@ fn participants_sql(figures: Figures, session: bool, ordered: bool) -> String {
         )
     } else {
         ("webinar_uid = ?1", "webinar_uid = ?1")
+    };
+    let order = if ordered {
+        BY_NAME_FROM_ROWS.as_str()
+    } else {
+        ""
     };
     format!(
         "WITH rows AS ({}),

@@ -18,12 +18,13 @@ pub fn migrations() -> Migrations<'static> {
     MigrationsBuilder::from_directory(&MIGRATIONS_DIR)
         .expect("migrations directory is well-formed")
         .edit(6, |m| m.set_up_hook(widen_status_check))
-        .edit(11, |m| m.set_up_hook(fill_participants))
+        .edit(12, |m| m.set_up_hook(fill_participants))
         .finalize()
 }
 
-/// Migration 11: the participants summary, computed from the tables as they stand by the same
-/// code that rebuilds it after a reindex.
+/// Migration 12: the participants summary (made in 11, stored by name since 12), computed from
+/// the tables as they stand by the same code that rebuilds it after a reindex. Migration 11's
+/// table is dropped by 12 unfilled or filled, so 11 needs no hook of its own.
 fn fill_participants(tx: &rusqlite::Transaction) -> HookResult {
     super::projection::participants::rebuild(tx)
         .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))

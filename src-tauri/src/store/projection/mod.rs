@@ -466,6 +466,7 @@ impl WorkSet {
         }
         for (uid, fold) in in_key_order(&self.people) {
             fold.save(conn, uid)?;
+            participants::follow_name(conn, uid)?;
         }
         for (key, fold) in in_key_order(&self.registrations) {
             fold.save(conn, key)?;

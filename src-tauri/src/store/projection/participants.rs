@@ -6,8 +6,10 @@
 //! whole-webinar report reads one row per person.
 //!
 //! Derived only from the `registrations`, `attendance` and `facts` rows as they stand, by the
-//! same rules ([`FIGURES`]) that a report of one session applies to that session's rows. It
-//! reads no payloads and holds no person's name: names change and are joined when read.
+//! same rules ([`FIGURES`]) that a report of one session applies to that session's rows, and
+//! stored in the order lists and exports read: by webinar, then by [`SORT_KEY`]. It reads no
+//! payloads. Of a person's details it keeps only that key, which [`follow_name`] updates when
+//! they change; everything shown is joined from `people` when read.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -49,6 +51,10 @@ pub const FIGURE_COLUMNS: &str = "rank, registered, status, registered_at, at_re
     referrer, tracking_code, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     join_url, custom_fields, attended, first_joined_at, last_left_at, join_count, secs, engaged,
     rate_sum, rate_count, replay_views, replay_secs";
+
+/// What lists and exports sort people by (`p` is their `people` row): last name, else name,
+/// else email, else id, lower-cased.
+pub const SORT_KEY: &str = "lower(coalesce(p.last_name, p.name, p.email, p.uid))";
 
 /// The rows [`FIGURES`] groups: a person's registrations, attendance and replay views, each
 /// source with its own condition (written with `webinar_uid`, `session_uid` and `person_uid`
@@ -115,16 +121,34 @@ pub fn rebuild(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Inserts the summary rows `grouped` yields (key and [`FIGURES`]), with the sorted names of
-/// their custom fields.
+/// Inserts the summary rows `grouped` yields (key and [`FIGURES`]), with the person's sort key
+/// and the sorted names of their custom fields.
 fn insert_sql(grouped: &str) -> String {
     format!(
-        "INSERT INTO participants (webinar_uid, person_uid, {FIGURE_COLUMNS}, custom_field_keys)
-         SELECT g.*, (SELECT json_group_array(key) FROM (
+        "INSERT INTO participants (webinar_uid, person_uid, {FIGURE_COLUMNS}, sort_key,
+            custom_field_keys)
+         SELECT g.*,
+            coalesce((SELECT {SORT_KEY} FROM people p WHERE p.uid = g.person_uid),
+                lower(g.person_uid)),
+            (SELECT json_group_array(key) FROM (
                 SELECT DISTINCT f.key AS key FROM json_each(g.custom_fields) r, json_each(r.value) f
                 ORDER BY 1))
          FROM ({grouped}) g"
     )
+}
+
+/// Moves a person's summary rows to where their name now sorts, after their `people` row was
+/// written: a name given at one webinar changes the order of every webinar they are at.
+pub fn follow_name(conn: &Connection, person_uid: &str) -> Result<()> {
+    static UPDATE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE participants SET sort_key = k.key
+             FROM (SELECT {SORT_KEY} AS key FROM people p WHERE p.uid = ?1) k
+             WHERE person_uid = ?1 AND sort_key <> k.key"
+        )
+    });
+    conn.prepare_cached(&UPDATE)?.execute([person_uid])?;
+    Ok(())
 }
 
 /// The (webinar, person) pairs whose summary rows facts can change: every fact naming a person
