@@ -84,8 +84,9 @@ const REBUILD_CHUNK: usize = 20_000;
 
 /// A rebuild of every projected table from the journal (`journal::reindex`). Entities stay in
 /// memory across many deliveries and are written once per chunk; secondary indexes are dropped
-/// while it runs and built again at the end; the audience summary is computed once from the
-/// finished tables. The result is the one [`apply`] builds delivery by delivery.
+/// while it runs and built again at the end; the audience and participants summaries are
+/// computed once from the finished tables. The result is the one [`apply`] builds delivery by
+/// delivery.
 pub struct Rebuild {
     work: WorkSet,
     unsaved: usize,
@@ -143,9 +144,19 @@ impl Rebuild {
         Ok(())
     }
 
-    /// Writes what is left, builds the indexes again and computes the audience summary.
+    /// Writes what is left, computes the audience and participants summaries and builds the
+    /// indexes again. The summaries are computed first: they group whole tables, which no
+    /// secondary index helps, and an index built once over the finished summary is a sort where
+    /// one kept up row by row was a third of the participants summary's time.
     pub fn finish(mut self, conn: &Connection) -> Result<()> {
         self.save(conn)?;
+        let started = std::time::Instant::now();
+        audience::rebuild(conn)?;
+        participants::rebuild(conn)?;
+        tracing::info!(
+            secs = started.elapsed().as_secs_f64(),
+            "computed the audience and participants summaries"
+        );
         let started = std::time::Instant::now();
         for sql in &self.indexes {
             conn.execute_batch(sql)?;
@@ -153,13 +164,6 @@ impl Rebuild {
         tracing::info!(
             secs = started.elapsed().as_secs_f64(),
             "built the indexes again"
-        );
-        let started = std::time::Instant::now();
-        audience::rebuild(conn)?;
-        participants::rebuild(conn)?;
-        tracing::info!(
-            secs = started.elapsed().as_secs_f64(),
-            "computed the audience and participants summaries"
         );
         advance_revision(conn)
     }
