@@ -4,6 +4,8 @@
 mod support;
 
 use rollcall::signature;
+use rollcall::store::sources;
+use rollcall::store::{database_path, open_writer, StoreOptions};
 use serde_json::json;
 use support::{answer, spawn_app, spawn_app_with, AppOptions, GOTO_KEYS, SIGNED_GOTO};
 
@@ -599,5 +601,96 @@ async fn a_stalled_sender_gets_408_and_does_not_hold_up_others() {
         app.count("SELECT count(*) FROM deliveries"),
         1,
         "nothing of the stalled body is stored"
+    );
+}
+
+/// The receiver keeps sources in memory; a change made through another connection (the CLI
+/// beside a running app) must still hold from the very next delivery.
+#[tokio::test]
+async fn a_source_changed_by_another_process_is_judged_by_what_it_is_now() {
+    let app = spawn_app().await;
+    let other = open_writer(&database_path(app.dir.path()), &StoreOptions::default()).unwrap();
+    let tagmango = app.source("tagmango").clone();
+    let post = |url: String, body: String| {
+        let request = app
+            .client
+            .post(url)
+            .header("content-type", "application/json");
+        async move { answer(request.body(body).send().await.unwrap()).await }
+    };
+    let old_url = app.hook_url("tagmango", Some(COMPLETED));
+    assert_eq!(
+        post(old_url.clone(), tagmango_completed("a@example.com"))
+            .await
+            .0,
+        200
+    );
+
+    let rotated = sources::rotate(&other, tagmango.id).unwrap();
+    let (status, refused) = post(old_url.clone(), tagmango_completed("b@example.com")).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (404, Some("not_found"))
+    );
+    let new_url = old_url.replace(&tagmango.token, &rotated.token);
+    assert_eq!(
+        post(new_url.clone(), tagmango_completed("c@example.com"))
+            .await
+            .0,
+        200
+    );
+
+    other
+        .execute(
+            "UPDATE sources SET time_zone = 'Asia/Kolkata' WHERE id = ?1",
+            [tagmango.id],
+        )
+        .unwrap();
+    let (status, receipt) = post(new_url.clone(), tagmango_completed("d@example.com")).await;
+    assert_eq!(status, 200);
+    let zone: String = app
+        .db()
+        .query_row(
+            "SELECT time_zone FROM deliveries WHERE id = ?1",
+            [receipt["delivery"].as_i64().unwrap()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        zone, "Asia/Kolkata",
+        "the delivery takes the source's zone as it is now"
+    );
+
+    sources::remove(&other, tagmango.id).unwrap();
+    assert_eq!(
+        post(new_url, tagmango_completed("e@example.com")).await.0,
+        404
+    );
+
+    let ts = chrono::Utc::now().to_rfc3339();
+    let body = goto_registrant("evt-key-removed");
+    let signed_with = |key: &str| signature::sign(key, &ts, body.as_bytes());
+    let first = signed_with(GOTO_KEYS[0]);
+    assert_eq!(
+        post_signed(&app, &body, Some(&ts), Some(&first)).await.0,
+        200
+    );
+    let signed = app.source(SIGNED_GOTO);
+    assert!(sources::remove_secret_key(&other, signed.id, GOTO_KEYS[0]).unwrap());
+    let (status, refused) = post_signed(&app, &body, Some(&ts), Some(&first)).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    let second = signed_with(GOTO_KEYS[1]);
+    assert_eq!(
+        post_signed(&app, &body, Some(&ts), Some(&second)).await.0,
+        200
+    );
+
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries"),
+        5,
+        "nothing refused was stored"
     );
 }

@@ -190,6 +190,7 @@ impl Server {
             body_timeout: options.body_timeout,
             replay_window: options.replay_window,
             self_test: self_test.clone(),
+            sources: Default::default(),
         });
         let fallback_url = options
             .public_url

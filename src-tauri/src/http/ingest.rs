@@ -4,9 +4,11 @@
 //! point at: it serves no data.
 //!
 //! Order of checks: platform and token (404, nothing stored, counted), body size (413),
-//! signature (401), then the store (200 after commit, or 503 when it cannot commit).
+//! signature (401), then the store (200 after commit, or 503 when it cannot commit). Sources
+//! come from `source_cache` and are confirmed by the writer in the journaling transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -17,13 +19,14 @@ use axum::{Json, Router};
 use chrono::Utc;
 
 use super::error::IngestError;
+use super::source_cache::SourceCache;
 use crate::facts::Platform;
 use crate::selftest::{self, SelfTestKey};
 use crate::signature;
 use crate::store::journal::{NewDelivery, Prepared, Receipt, Via};
 use crate::store::sources::{self, Rejection, Source};
 use crate::store::writer::Writer;
-use crate::store::ReadPool;
+use crate::store::{ReadPool, StoreError};
 
 /// The default body limit: a BigMarker list of 50,000 attendees is about 20 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
@@ -38,7 +41,8 @@ pub struct IngestState {
     pub body_timeout: std::time::Duration,
     pub replay_window: signature::ReplayWindow,
     /// This launch's self-test marker: deliveries carrying it are journaled as tests.
-    pub self_test: std::sync::Arc<SelfTestKey>,
+    pub self_test: Arc<SelfTestKey>,
+    pub sources: Arc<SourceCache>,
 }
 
 pub fn router(state: IngestState) -> Router {
@@ -82,15 +86,24 @@ async fn probe(
     State(state): State<IngestState>,
     Path(path): Path<HookPath>,
 ) -> Result<StatusCode, IngestError> {
-    authenticate(&state, &path.platform, &path.token).await?;
-    Ok(StatusCode::OK)
+    probe_source(&state, &path.platform, &path.token).await
 }
 
 async fn probe_with_trigger(
     State(state): State<IngestState>,
     Path(path): Path<TriggerPath>,
 ) -> Result<StatusCode, IngestError> {
-    authenticate(&state, &path.platform, &path.token).await?;
+    probe_source(&state, &path.platform, &path.token).await
+}
+
+/// A probe stores nothing the writer could confirm, so it reads the source from the database.
+async fn probe_source(
+    state: &IngestState,
+    platform: &str,
+    token: &str,
+) -> Result<StatusCode, IngestError> {
+    let platform = known_platform(state, platform)?;
+    authenticate(state, platform, token).await?;
     Ok(StatusCode::OK)
 }
 
@@ -120,6 +133,14 @@ async fn post_hook_with_trigger(
     .await
 }
 
+/// What a hook request brought, kept to journal it a second time if need be.
+struct Arrival {
+    trigger: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    received_at: chrono::DateTime<Utc>,
+}
+
 async fn receive(
     state: IngestState,
     platform: String,
@@ -128,61 +149,97 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Receipt>, IngestError> {
-    let (platform, source) = authenticate(&state, &platform, &token).await?;
+    let platform = known_platform(&state, &platform)?;
+    let remembered = state.sources.get(platform, &token);
+    let source = match remembered {
+        Some(source) => source,
+        None => authenticate(&state, platform, &token).await?,
+    };
     let reading = read_body(body, &headers, state.body_limit);
     let body = tokio::time::timeout(state.body_timeout, reading)
         .await
         .map_err(|_| IngestError::Timeout {
             secs: state.body_timeout.as_secs(),
         })??;
-    let received_at = Utc::now();
+    let arrival = Arrival {
+        trigger,
+        headers,
+        body,
+        received_at: Utc::now(),
+    };
+    match deliver(&state, &source, &arrival).await {
+        Ok(Err(StoreError::SourceChanged)) => {}
+        outcome => return answer(outcome),
+    }
+    // The source changed since it was read (the CLI can change it beside a running app): read
+    // it again, and judge the delivery by what it is now.
+    state.sources.forget(&token);
+    let source = authenticate(&state, platform, &token).await?;
+    answer(deliver(&state, &source, &arrival).await)
+}
+
+/// Checks the signature against `source` and journals the delivery, provided `source` is
+/// still what the store holds when the writer's transaction runs.
+async fn deliver(
+    state: &IngestState,
+    source: &Source,
+    arrival: &Arrival,
+) -> Result<Result<Receipt, StoreError>, IngestError> {
+    let headers = &arrival.headers;
     if !source.secret_keys.is_empty() {
-        let timestamp = header_text(&headers, signature::TIMESTAMP_HEADER);
+        let timestamp = header_text(headers, signature::TIMESTAMP_HEADER);
         signature::verify(
             &source.secret_keys,
             timestamp,
-            header_text(&headers, signature::SIGNATURE_HEADER),
-            &body,
+            header_text(headers, signature::SIGNATURE_HEADER),
+            &arrival.body,
         )?;
-        state.replay_window.check(timestamp, received_at)?;
+        state.replay_window.check(timestamp, arrival.received_at)?;
     }
     let delivery = NewDelivery {
-        platform,
+        platform: source.platform,
         source_id: Some(source.id),
-        trigger,
-        received_at,
+        trigger: arrival.trigger.clone(),
+        received_at: arrival.received_at,
         via: if state
             .self_test
-            .matches(header_text(&headers, selftest::MARKER_HEADER))
+            .matches(header_text(headers, selftest::MARKER_HEADER))
         {
             Via::SelfTest
         } else {
             Via::Webhook
         },
-        content_type: header_text(&headers, header::CONTENT_TYPE.as_str()).map(str::to_owned),
-        headers: kept_headers(&headers),
-        body,
+        content_type: header_text(headers, header::CONTENT_TYPE.as_str()).map(str::to_owned),
+        headers: kept_headers(headers),
+        body: arrival.body.clone(),
         time_zone: source.zone(),
     };
     let prepared = prepare(delivery).await?;
-    let receipt = state
-        .writer
-        .record(prepared)
-        .await
-        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
-    Ok(Json(receipt))
+    Ok(state.writer.record_checked(prepared, source.check()).await)
 }
 
-/// Finds the source a hook URL names; unknown platforms and tokens are counted and refused.
+fn answer(
+    outcome: Result<Result<Receipt, StoreError>, IngestError>,
+) -> Result<Json<Receipt>, IngestError> {
+    outcome?
+        .map(Json)
+        .map_err(|e| IngestError::Unavailable(e.to_string()))
+}
+
+fn known_platform(state: &IngestState, platform: &str) -> Result<Platform, IngestError> {
+    platform.parse::<Platform>().map_err(|_| {
+        state.writer.reject(Rejection::UnknownPlatform, "");
+        IngestError::NotFound
+    })
+}
+
+/// Finds the source a hook URL names in the database, and remembers it; unknown tokens are
+/// counted and refused.
 async fn authenticate(
     state: &IngestState,
-    platform: &str,
+    platform: Platform,
     token: &str,
-) -> Result<(Platform, Source), IngestError> {
-    let Ok(platform) = platform.parse::<Platform>() else {
-        state.writer.reject(Rejection::UnknownPlatform, "");
-        return Err(IngestError::NotFound);
-    };
+) -> Result<Arc<Source>, IngestError> {
     // The lookup takes microseconds on a connection that is already open; handing it to a
     // blocking thread cost a fifth of the receiver's time under load. Only when every
     // connection is busy does it wait for one, on a blocking thread.
@@ -202,7 +259,11 @@ async fn authenticate(
     }
     .map_err(|e| IngestError::Unavailable(e.to_string()))?;
     match found {
-        Some(source) => Ok((platform, source)),
+        Some(source) => {
+            let source = Arc::new(source);
+            state.sources.remember(source.clone());
+            Ok(source)
+        }
         None => {
             state
                 .writer

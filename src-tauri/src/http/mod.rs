@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod listener;
+mod source_cache;
 pub mod subscriptions;
 pub mod tunnel;
 

@@ -55,6 +55,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("{0}")]
     Invalid(String),
+    /// The source a delivery was authenticated against changed before the delivery could be
+    /// journaled; nothing was stored, and the receiver authenticates it again.
+    #[error("the source of this delivery changed while it was received; nothing was stored")]
+    SourceChanged,
     #[error("stored data could not be read back: {0}")]
     Corrupt(#[from] serde_json::Error),
 }

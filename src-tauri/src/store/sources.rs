@@ -35,11 +35,35 @@ pub struct Source {
     #[serde(skip_serializing)]
     #[ts(skip)]
     pub secret_keys: Vec<String>,
+    /// Raised by every change to the fields above (migration 13's triggers).
+    #[serde(skip_serializing)]
+    #[ts(skip)]
+    pub revision: i64,
+}
+
+/// What a delivery was authenticated against: the writer journals it only if the source still
+/// has this revision when the delivery's transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceCheck {
+    pub id: i64,
+    pub revision: i64,
 }
 
 impl Source {
     pub fn zone(&self) -> Tz {
         self.time_zone.parse().unwrap_or(Tz::UTC)
+    }
+
+    pub fn check(&self) -> SourceCheck {
+        SourceCheck {
+            id: self.id,
+            revision: self.revision,
+        }
+    }
+
+    /// Whether `token` is this source's, compared in constant time.
+    pub fn has_token(&self, token: &str) -> bool {
+        bool::from(self.token.as_bytes().ct_eq(token.as_bytes()))
     }
 }
 
@@ -49,11 +73,12 @@ fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn token_digest(token: &str) -> String {
+/// The key tokens are looked up by: the lookup itself then leaks nothing about the token.
+pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-const COLUMNS: &str = "id, platform, label, token, time_zone, created_at";
+const COLUMNS: &str = "id, platform, label, token, time_zone, created_at, revision";
 
 fn source_row(row: &Row<'_>) -> rusqlite::Result<Source> {
     let platform: String = row.get(1)?;
@@ -65,6 +90,7 @@ fn source_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         time_zone: row.get(4)?,
         created_at: row.get(5)?,
         secret_keys: Vec::new(),
+        revision: row.get(6)?,
     })
 }
 
@@ -164,11 +190,17 @@ pub fn by_token(conn: &Connection, platform: Platform, token: &str) -> Result<Op
         .query_row(params![token_digest(token), platform.as_str()], source_row)
         .optional()?;
     match found {
-        Some(source) if bool::from(source.token.as_bytes().ct_eq(token.as_bytes())) => {
-            with_keys(conn, source).map(Some)
-        }
+        Some(source) if source.has_token(token) => with_keys(conn, source).map(Some),
         _ => Ok(None),
     }
+}
+
+/// The revision of an active source; `None` once it is removed.
+pub fn revision(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT revision FROM sources WHERE id = ?1 AND removed_at IS NULL")?
+        .query_row([id], |row| row.get(0))
+        .optional()?)
 }
 
 /// Gives a source a new token; the old URL stops working at once.
@@ -260,4 +292,63 @@ pub fn rejections(conn: &Connection) -> Result<Vec<(String, String, i64)>> {
         conn.prepare_cached("SELECT reason, platform, count FROM rejections ORDER BY 1, 2")?;
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open_writer, StoreOptions};
+
+    fn revision_of(conn: &Connection, id: i64) -> i64 {
+        conn.query_row("SELECT revision FROM sources WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_revision_follows_what_authenticates_a_delivery_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("r.db"), &StoreOptions::default()).unwrap();
+        let source = add(&conn, Platform::Gotowebinar, "goto", Tz::UTC, &[]).unwrap();
+        let mut seen = revision_of(&conn, source.id);
+        let mut changed = |what: &str, conn: &Connection| {
+            let now = revision_of(conn, source.id);
+            assert!(now > seen, "{what} raises the revision");
+            seen = now;
+        };
+        add_secret_key(&conn, source.id, "k1").unwrap();
+        changed("adding a key", &conn);
+        remove_secret_key(&conn, source.id, "k1").unwrap();
+        changed("removing a key", &conn);
+        rotate(&conn, source.id).unwrap();
+        changed("rotating the token", &conn);
+        conn.execute("UPDATE sources SET time_zone = 'Europe/Paris'", [])
+            .unwrap();
+        changed("changing the zone", &conn);
+
+        let before = revision_of(&conn, source.id);
+        conn.execute("UPDATE sources SET label = 'renamed'", [])
+            .unwrap();
+        count_rejections(
+            &conn,
+            &[((Rejection::UnknownToken, "gotowebinar".into()), 3)],
+        )
+        .unwrap();
+        add_secret_key(&conn, source.id, "k2").unwrap();
+        add_secret_key(&conn, source.id, "k2").unwrap();
+        assert_eq!(
+            revision_of(&conn, source.id),
+            before + 1,
+            "only the new key counts"
+        );
+        assert_eq!(revision(&conn, source.id).unwrap(), Some(before + 1));
+
+        remove(&conn, source.id).unwrap();
+        assert_eq!(
+            revision(&conn, source.id).unwrap(),
+            None,
+            "a removed source has none"
+        );
+    }
 }

@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
-use super::sources::{self, Rejection};
+use super::sources::{self, Rejection, SourceCheck};
 use super::{open_writer, Result, StoreError, StoreOptions};
 
 /// Requests waiting beyond this apply backpressure to the HTTP handlers.
@@ -52,8 +52,16 @@ const STOP_DRAIN: Duration = Duration::from_secs(5);
 type Reply<T> = oneshot::Sender<Result<T>>;
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
+struct Record {
+    prepared: Arc<Prepared>,
+    /// The source revision the delivery was authenticated against, to confirm in the batch's
+    /// transaction.
+    check: Option<SourceCheck>,
+    reply: Reply<Receipt>,
+}
+
 enum Job {
-    Record(Arc<Prepared>, Reply<Receipt>),
+    Record(Record),
     Reject(Rejection, String),
     Run(Task),
 }
@@ -114,8 +122,24 @@ impl Writer {
 
     /// Journals one delivery; resolves once it is committed.
     pub async fn record(&self, prepared: Prepared) -> Result<Receipt> {
+        self.record_with(prepared, None).await
+    }
+
+    /// Journals one delivery if its source still has the revision it was authenticated
+    /// against when the batch's transaction runs; otherwise stores nothing and answers
+    /// [`StoreError::SourceChanged`].
+    pub async fn record_checked(&self, prepared: Prepared, check: SourceCheck) -> Result<Receipt> {
+        self.record_with(prepared, Some(check)).await
+    }
+
+    async fn record_with(&self, prepared: Prepared, check: Option<SourceCheck>) -> Result<Receipt> {
         let (reply, receipt) = oneshot::channel();
-        self.send(Job::Record(Arc::new(prepared), reply)).await?;
+        let record = Record {
+            prepared: Arc::new(prepared),
+            check,
+            reply,
+        };
+        self.send(Job::Record(record)).await?;
         receipt.await.map_err(|_| stopped())?
     }
 
@@ -246,7 +270,7 @@ fn fill_batch(first: Job, queue: &mut mpsc::Receiver<Job>) -> Vec<Job> {
 
 fn job_bytes(job: &Job) -> usize {
     match job {
-        Job::Record(prepared, _) => prepared.delivery.body.len(),
+        Job::Record(record) => record.prepared.delivery.body.len(),
         _ => 0,
     }
 }
@@ -262,7 +286,7 @@ fn process(
     let mut tasks = Vec::new();
     for job in batch {
         match job {
-            Job::Record(prepared, reply) => records.push((prepared, reply)),
+            Job::Record(record) => records.push(record),
             Job::Reject(reason, platform) => {
                 *rejections.entry((reason, platform)).or_default() += 1
             }
@@ -285,27 +309,32 @@ fn process(
 /// one bad delivery cannot cost the others their answer.
 fn commit_records(
     conn: &mut Connection,
-    records: Vec<(Arc<Prepared>, Reply<Receipt>)>,
+    records: Vec<Record>,
     rejections: &[((Rejection, String), u64)],
     backlog: &mut Backlog,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    let prepared: Vec<Arc<Prepared>> = records.iter().map(|(p, _)| p.clone()).collect();
-    match commit(conn, &prepared, rejections, backlog) {
-        Ok((mut receipts, slice)) => {
+    let wanted: Vec<_> = records
+        .iter()
+        .map(|r| (r.prepared.clone(), r.check))
+        .collect();
+    match commit(conn, &wanted, rejections, backlog) {
+        Ok((mut outcomes, slice)) => {
             let mut fresh: HashMap<i64, Status> = slice
                 .receipts
                 .iter()
                 .map(|r| (r.delivery, r.status))
                 .collect();
-            for receipt in &mut receipts {
+            for receipt in outcomes.iter_mut().flatten() {
                 if let Some(status) = fresh.remove(&receipt.delivery) {
                     receipt.status = status;
                 }
             }
-            for ((_, reply), receipt) in records.into_iter().zip(&receipts) {
-                let _ = reply.send(Ok(*receipt));
+            for (record, outcome) in records.into_iter().zip(&outcomes) {
+                let answer = outcome.ok_or(StoreError::SourceChanged);
+                let _ = record.reply.send(answer);
             }
+            let receipts = outcomes.into_iter().flatten().collect();
             let projected = slice
                 .receipts
                 .into_iter()
@@ -322,8 +351,10 @@ fn commit_records(
         Err(error) => {
             tracing::error!(%error, deliveries = records.len(), "could not commit deliveries");
             let message = error.to_string();
-            for (_, reply) in records {
-                let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+            for record in records {
+                let _ = record
+                    .reply
+                    .send(Err(StoreError::Unavailable(message.clone())));
             }
         }
     }
@@ -347,27 +378,36 @@ fn announce(
 
 /// Journals a batch and projects from the backlog, in one transaction. A projection that fails
 /// for a reason other than the store's condition pauses the backlog, and the batch is journaled
-/// again without it: a defect in the projection never costs a sender its answer.
+/// again without it: a defect in the projection never costs a sender its answer. A delivery
+/// whose source changed since it was authenticated is left out (`None`).
 fn commit(
     conn: &mut Connection,
-    records: &[Arc<Prepared>],
+    records: &[(Arc<Prepared>, Option<SourceCheck>)],
     rejections: &[((Rejection, String), u64)],
     backlog: &mut Backlog,
-) -> Result<(Vec<Receipt>, Slice)> {
+) -> Result<(Vec<Option<Receipt>>, Slice)> {
     let started = Instant::now();
     let large = backlog.front_is_large()
-        || (backlog.is_empty() && records.iter().any(|p| p.delivery.body.len() > LARGE_BODY));
+        || (backlog.is_empty()
+            && records
+                .iter()
+                .any(|(p, _)| p.delivery.body.len() > LARGE_BODY));
     choose_temp_store(conn, large)?;
     let mut projection_failed = false;
     let outcome = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut receipts = Vec::with_capacity(records.len());
-        for prepared in records {
+        let mut revisions = HashMap::new();
+        for (prepared, check) in records {
+            if !source_unchanged(&tx, *check, &mut revisions)? {
+                receipts.push(None);
+                continue;
+            }
             let receipt = journal::append(&tx, prepared)?;
             if receipt.status == Status::Pending {
                 backlog.push(receipt.delivery, prepared.clone());
             }
-            receipts.push(receipt);
+            receipts.push(Some(receipt));
         }
         sources::count_rejections(&tx, rejections)?;
         let mut slice = Slice::default();
@@ -395,6 +435,25 @@ fn commit(
         return commit(conn, records, rejections, backlog);
     }
     outcome
+}
+
+/// Whether the source a delivery was authenticated against still has that revision, asked once
+/// per source and batch.
+fn source_unchanged(
+    conn: &Connection,
+    check: Option<SourceCheck>,
+    revisions: &mut HashMap<i64, Option<i64>>,
+) -> Result<bool> {
+    let Some(check) = check else {
+        return Ok(true);
+    };
+    let current = match revisions.get(&check.id) {
+        Some(current) => *current,
+        None => *revisions
+            .entry(check.id)
+            .or_insert(sources::revision(conn, check.id)?),
+    };
+    Ok(current == Some(check.revision))
 }
 
 /// One transaction that only projects, until a job is waiting in `queue` (if given) or the

@@ -684,6 +684,7 @@ mod tests {
                 time_zone: "UTC".into(),
                 created_at: String::new(),
                 secret_keys: Vec::new(),
+                revision: 0,
             };
             for event in events {
                 let url = hook_url_for("https://t.example/", &source, event);

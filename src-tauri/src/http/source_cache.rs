@@ -1,0 +1,88 @@
+//! The receiver's memory of sources by token: a hook request finds its source here instead of
+//! in the database (that lookup was two thirds of a request's handler time under load).
+//!
+//! It is never the last word: every delivery carries the revision of the source it was
+//! authenticated against, and the writer journals it only if the source still has that
+//! revision (`store::writer`). An entry that turns out stale is forgotten and the request is
+//! authenticated again from the database. It must not answer anything that is not then
+//! confirmed that way (URL probes read the database).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::facts::Platform;
+use crate::store::sources::{self, Source};
+
+/// More active tokens than any organizer has; past it the cache starts again rather than grow
+/// with tokens that were rotated away.
+const MAX_ENTRIES: usize = 1024;
+
+#[derive(Default)]
+pub struct SourceCache {
+    by_digest: RwLock<HashMap<String, Arc<Source>>>,
+}
+
+impl SourceCache {
+    /// The source remembered for `token` on `platform`.
+    pub fn get(&self, platform: Platform, token: &str) -> Option<Arc<Source>> {
+        let digest = sources::token_digest(token);
+        let entries = self.by_digest.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&digest)
+            .filter(|source| source.platform == platform && source.has_token(token))
+            .cloned()
+    }
+
+    pub fn remember(&self, source: Arc<Source>) {
+        let mut entries = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(sources::token_digest(&source.token), source);
+    }
+
+    pub fn forget(&self, token: &str) {
+        let mut entries = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&sources::token_digest(token));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(token: &str, platform: Platform) -> Arc<Source> {
+        Arc::new(Source {
+            id: 1,
+            platform,
+            label: "a".into(),
+            token: token.into(),
+            time_zone: "UTC".into(),
+            created_at: String::new(),
+            secret_keys: Vec::new(),
+            revision: 0,
+        })
+    }
+
+    #[test]
+    fn a_source_is_found_by_its_token_and_platform_only() {
+        let cache = SourceCache::default();
+        cache.remember(source("tok-1", Platform::Tagmango));
+        assert!(cache.get(Platform::Tagmango, "tok-1").is_some());
+        assert!(cache.get(Platform::Bigmarker, "tok-1").is_none());
+        assert!(cache.get(Platform::Tagmango, "tok-2").is_none());
+        cache.forget("tok-1");
+        assert!(cache.get(Platform::Tagmango, "tok-1").is_none());
+    }
+
+    #[test]
+    fn the_cache_starts_again_when_full() {
+        let cache = SourceCache::default();
+        for n in 0..MAX_ENTRIES {
+            cache.remember(source(&format!("tok-{n}"), Platform::Tagmango));
+        }
+        cache.remember(source("last", Platform::Tagmango));
+        assert!(cache.get(Platform::Tagmango, "last").is_some());
+        assert!(cache.get(Platform::Tagmango, "tok-0").is_none());
+    }
+}
