@@ -198,6 +198,10 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
         rows
     };
     let migration_11 = include_str!("../src-tauri/src/store/migrations/11-participants/up.sql");
+    // Back to the schema of that version: migration 13 runs again too.
+    let before_13 = "DROP TRIGGER sources_revision; DROP TRIGGER source_keys_added;
+        DROP TRIGGER source_keys_changed; DROP TRIGGER source_keys_removed;
+        ALTER TABLE sources DROP COLUMN revision;";
     for (version, earlier_table) in [(10, ""), (11, migration_11)] {
         let (dir, conn) = scenario_store();
         let kept = rows(&conn);
@@ -206,7 +210,8 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
         Connection::open(&db)
             .unwrap()
             .execute_batch(&format!(
-                "DROP TABLE participants; {earlier_table}; PRAGMA user_version = {version};"
+                "DROP TABLE participants; {earlier_table}; {before_13}
+                 PRAGMA user_version = {version};"
             ))
             .unwrap();
         let migrated = rollcall::store::open_writer(&db, &StoreOptions::default()).unwrap();
