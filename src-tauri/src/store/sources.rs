@@ -3,7 +3,9 @@
 //! the secret keys its deliveries are signed with.
 //!
 //! Tokens are looked up by their SHA-256 and then compared in constant time; they are never
-//! logged. Removing or rotating a token refuses the old URL from the next request on.
+//! logged. Removing or rotating a token refuses the old URL from the next request on: every
+//! change that matters to a delivery raises the source's `revision` (migration 13's triggers),
+//! which the writer checks for each delivery it journals.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

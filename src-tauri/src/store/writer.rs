@@ -6,6 +6,10 @@
 //! 200 goes out, and a burst is acknowledged at the journal's speed and projected as soon as
 //! the writer has time.
 //!
+//! A delivery authenticated from the receiver's memory of sources is journaled only if its
+//! source still has the revision it was authenticated against, checked in the batch's own
+//! transaction, so a source changed by any process holds from the next delivery.
+//!
 //! A request is answered only after its batch is committed, so a 200 always means the raw
 //! delivery is on disk. When a commit fails (disk full, database locked by another process),
 //! every request of the batch gets a transient error and its sender retries; nothing was
