@@ -150,8 +150,7 @@ async fn receive(
     body: Body,
 ) -> Result<Json<Receipt>, IngestError> {
     let platform = known_platform(&state, &platform)?;
-    let remembered = state.sources.get(platform, &token);
-    let source = match remembered {
+    let source = match state.sources.get(platform, &token) {
         Some(source) => source,
         None => authenticate(&state, platform, &token).await?,
     };

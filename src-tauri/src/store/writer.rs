@@ -318,11 +318,7 @@ fn commit_records(
     backlog: &mut Backlog,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    let wanted: Vec<_> = records
-        .iter()
-        .map(|r| (r.prepared.clone(), r.check))
-        .collect();
-    match commit(conn, &wanted, rejections, backlog) {
+    match commit(conn, &records, rejections, backlog) {
         Ok((mut outcomes, slice)) => {
             let mut fresh: HashMap<i64, Status> = slice
                 .receipts
@@ -386,7 +382,7 @@ fn announce(
 /// whose source changed since it was authenticated is left out (`None`).
 fn commit(
     conn: &mut Connection,
-    records: &[(Arc<Prepared>, Option<SourceCheck>)],
+    records: &[Record],
     rejections: &[((Rejection, String), u64)],
     backlog: &mut Backlog,
 ) -> Result<(Vec<Option<Receipt>>, Slice)> {
@@ -395,15 +391,16 @@ fn commit(
         || (backlog.is_empty()
             && records
                 .iter()
-                .any(|(p, _)| p.delivery.body.len() > LARGE_BODY));
+                .any(|r| r.prepared.delivery.body.len() > LARGE_BODY));
     choose_temp_store(conn, large)?;
     let mut projection_failed = false;
     let outcome = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut receipts = Vec::with_capacity(records.len());
         let mut revisions = HashMap::new();
-        for (prepared, check) in records {
-            if !source_unchanged(&tx, *check, &mut revisions)? {
+        for record in records {
+            let prepared = &record.prepared;
+            if !source_unchanged(&tx, record.check, &mut revisions)? {
                 receipts.push(None);
                 continue;
             }
@@ -453,9 +450,11 @@ fn source_unchanged(
     };
     let current = match revisions.get(&check.id) {
         Some(current) => *current,
-        None => *revisions
-            .entry(check.id)
-            .or_insert(sources::revision(conn, check.id)?),
+        None => {
+            let current = sources::revision(conn, check.id)?;
+            revisions.insert(check.id, current);
+            current
+        }
     };
     Ok(current == Some(check.revision))
 }
