@@ -98,6 +98,57 @@ fn reindex_reproduces_the_tables_exactly() {
     assert_eq!(dump(&conn, true), before);
 }
 
+/// Stores written before folds were compressed hold them as plain JSON text: new facts fold
+/// into those just as into compressed ones, and the rows they touch are written compressed.
+#[test]
+fn folds_kept_as_plain_json_by_an_earlier_version_keep_folding() {
+    let all = scenario::deliveries();
+    let (first, rest) = all.split_at(all.len() / 2);
+    let (_dir, mut conn) = record_all(first);
+    let entity_tables = [
+        "webinars",
+        "sessions",
+        "people",
+        "registrations",
+        "attendance",
+    ];
+    for table in entity_tables {
+        let folds: Vec<Vec<u8>> = conn
+            .prepare(&format!("SELECT fold FROM {table}"))
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!folds.is_empty(), "{table} has rows");
+        for fold in folds {
+            let json = String::from_utf8(lz4_flex::decompress_size_prepended(&fold).unwrap());
+            conn.execute(
+                &format!("UPDATE {table} SET fold = ?1 WHERE fold = ?2"),
+                rusqlite::params![json.unwrap(), fold],
+            )
+            .unwrap();
+        }
+    }
+    let plain = |conn: &Connection, kind: &str| -> i64 {
+        let each = entity_tables
+            .map(|t| format!("SELECT count(*) AS n FROM {t} WHERE typeof(fold) = '{kind}'"));
+        let sql = format!("SELECT sum(n) FROM ({})", each.join(" UNION ALL "));
+        conn.query_row(&sql, [], |row| row.get(0)).unwrap()
+    };
+    assert_eq!(plain(&conn, "blob"), 0, "every fold is plain JSON now");
+    for delivery in rest {
+        let tx = conn.transaction().unwrap();
+        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(dump(&conn, false), in_order());
+    assert!(
+        plain(&conn, "blob") > 0,
+        "rows the later deliveries touched are compressed"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
 

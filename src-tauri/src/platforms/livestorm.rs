@@ -180,10 +180,11 @@ struct Attendee {
 /// Understands one Livestorm delivery.
 pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
     let trigger = delivery.trigger.map(native_trigger).transpose()?;
-    let body: Body = decode(delivery)?;
+    let mut body: Body = decode(delivery)?;
     if let Some(resource) = &body.data.0 {
         let name = event_name(&body, resource)
             .ok_or_else(|| unknown_shape(delivery, "JSON:API body without meta.webhook.event"))?;
+        let resource = body.data.0.take().unwrap_or_default();
         return json_api(resource, &name, delivery);
     }
     if body.webinar.0.is_none() && body.attendee.0.is_none() {
@@ -231,11 +232,13 @@ fn event_name(body: &Body, resource: &Resource) -> Option<String> {
 // ---- JSON:API (REST webhooks) ----
 
 fn json_api(
-    resource: &Resource,
+    mut resource: Resource,
     name: &str,
     delivery: &Delivery<'_>,
 ) -> Result<Understanding, ParseError> {
-    let attributes = resource.attributes.0.clone().unwrap_or_default();
+    // Taken, not copied: copying the attributes was a fifth of parsing a Livestorm body.
+    let attributes = resource.attributes.0.take().unwrap_or_default();
+    let resource = &resource;
     let observed_at = attributes.get("updated_at").and_then(epoch_value);
     let mut warnings = Vec::new();
     let facts = match name {

@@ -79,13 +79,19 @@ pub const PROJECTED_TABLES: [&str; 11] = [
     "participants",
 ];
 
-/// Deliveries a rebuild folds between two writes of the entities they touch.
+/// Deliveries a rebuild folds between two writes of the registrations and attendance they touch.
 const REBUILD_CHUNK: usize = 20_000;
 
-/// A rebuild of every projected table from the journal (`journal::reindex`). Entities stay in
-/// memory across many deliveries and are written once per chunk; secondary indexes are dropped
-/// while it runs and built again at the end; the audience and participants summaries are
-/// computed once from the finished tables. The result is the one [`apply`] builds delivery by
+/// Webinars, sessions and people a rebuild holds in memory across chunks (about 600 bytes
+/// each) before it writes them out too.
+const REBUILD_HELD: usize = 250_000;
+
+/// A rebuild of every projected table from the journal (`journal::reindex`). Registrations and
+/// attendance stay in memory across a chunk of deliveries and are written once per chunk;
+/// webinars, sessions and people across the whole journal, up to [`REBUILD_HELD`]; a row is
+/// looked for only if an earlier chunk wrote it. Secondary indexes are dropped while it runs and
+/// built again at the end; the audience and participants summaries are computed once from the
+/// finished tables. The result is the one [`apply`] builds delivery by
 /// delivery.
 pub struct Rebuild {
     work: WorkSet,
@@ -110,7 +116,10 @@ impl Rebuild {
         }
         clear(conn)?;
         Ok(Rebuild {
-            work: WorkSet::default(),
+            work: WorkSet {
+                mode: Mode::Rebuild(Written::default()),
+                ..WorkSet::default()
+            },
             unsaved: 0,
             indexes: indexes.into_iter().map(|(_, sql)| sql).collect(),
         })
@@ -133,14 +142,9 @@ impl Rebuild {
             .fold_in(conn, delivery_id, identity, observed_at, facts)?;
         self.unsaved += 1;
         if self.unsaved >= REBUILD_CHUNK {
-            self.save(conn)?;
+            self.work.write_out(conn, false)?;
+            self.unsaved = 0;
         }
-        Ok(())
-    }
-
-    fn save(&mut self, conn: &Connection) -> Result<()> {
-        std::mem::take(&mut self.work).save(conn)?;
-        self.unsaved = 0;
         Ok(())
     }
 
@@ -149,10 +153,10 @@ impl Rebuild {
     /// secondary index helps, and an index built once over the finished summary is a sort where
     /// one kept up row by row was a third of the participants summary's time.
     pub fn finish(mut self, conn: &Connection) -> Result<()> {
-        self.save(conn)?;
+        self.work.write_out(conn, true)?;
         let started = std::time::Instant::now();
-        audience::rebuild(conn)?;
         participants::rebuild(conn)?;
+        audience::rebuild(conn)?;
         tracing::info!(
             secs = started.elapsed().as_secs_f64(),
             "computed the audience and participants summaries"
@@ -348,8 +352,8 @@ impl Keys {
     }
 }
 
-/// The entities being folded, each loaded once and saved once per delivery. When refolding,
-/// folds start empty and only the `only` keys are folded.
+/// The entities being folded, each loaded once and saved once per delivery (per chunk, in a
+/// rebuild).
 #[derive(Default)]
 struct WorkSet {
     webinars: HashMap<String, WebinarFold>,
@@ -357,7 +361,39 @@ struct WorkSet {
     people: HashMap<String, PersonFold>,
     registrations: HashMap<PersonAtWebinar, RegistrationFold>,
     attendance: HashMap<PersonAtWebinar, AttendanceFold>,
-    only: Option<Touched>,
+    mode: Mode,
+}
+
+/// Where a work set finds the folds it does not hold yet.
+#[derive(Default)]
+enum Mode {
+    /// New facts fold into what each row holds.
+    #[default]
+    Apply,
+    /// Refolding from the facts that remain: folds start empty, and only these keys are folded.
+    Refold(Touched),
+    /// A rebuild into emptied tables: only rows an earlier chunk wrote exist.
+    Rebuild(Written),
+}
+
+/// The rows a rebuild has written so far, by a hash of their keys. A key not here has no row,
+/// so a rebuild does not look for it: most keys are new when first met, and each lookup was a
+/// descent through a B-tree that holds nothing for them. (A collision only costs a lookup.)
+#[derive(Default)]
+struct Written {
+    hasher: std::hash::RandomState,
+    webinars: HashSet<u64>,
+    sessions: HashSet<u64>,
+    people: HashSet<u64>,
+    registrations: HashSet<u64>,
+    attendance: HashSet<u64>,
+}
+
+impl Written {
+    fn holds<K: Hash>(&self, table: &HashSet<u64>, key: &K) -> bool {
+        use std::hash::BuildHasher;
+        table.contains(&self.hasher.hash_one(key))
+    }
 }
 
 fn fold_for<K: Eq + Hash + Clone, F: Default>(
@@ -407,11 +443,17 @@ impl WorkSet {
         delivery_id: i64,
     ) -> Result<()> {
         let keys = Keys::of(fact)?;
-        let scratch = self.only.is_some();
-        let only = self.only.as_ref();
+        let (only, written) = match &self.mode {
+            Mode::Apply => (None, None),
+            Mode::Refold(touched) => (Some(touched), None),
+            Mode::Rebuild(written) => (None, Some(written)),
+        };
+        let scratch = only.is_some();
         if only.is_none_or(|t| t.webinars.contains(&keys.webinar)) {
             fold_for(&mut self.webinars, keys.webinar, scratch, |k| {
-                WebinarFold::load(conn, k)
+                load_if(may_hold(written, |w| &w.webinars, k), || {
+                    WebinarFold::load(conn, k)
+                })
             })?
             .merge(fact, v, delivery_id);
         }
@@ -420,14 +462,18 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.sessions.contains(k)))
         {
             fold_for(&mut self.sessions, key, scratch, |k| {
-                SessionFold::load(conn, k)
+                load_if(may_hold(written, |w| &w.sessions, k), || {
+                    SessionFold::load(conn, k)
+                })
             })?
             .merge(fact, v, delivery_id);
         }
         if let (Some(key), Some(person)) = (keys.person, fact.person()) {
             if only.is_none_or(|t| t.people.contains(&key)) {
                 fold_for(&mut self.people, key, scratch, |k| {
-                    PersonFold::load(conn, k)
+                    load_if(may_hold(written, |w| &w.people, k), || {
+                        PersonFold::load(conn, k)
+                    })
                 })?
                 .merge(fact, person, v, delivery_id);
             }
@@ -437,7 +483,9 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.registrations.contains(k)))
         {
             fold_for(&mut self.registrations, key, scratch, |k| {
-                RegistrationFold::load(conn, k)
+                load_if(may_hold(written, |w| &w.registrations, k), || {
+                    RegistrationFold::load(conn, k)
+                })
             })?
             .merge(fact, v, delivery_id);
         }
@@ -446,7 +494,9 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.attendance.contains(k)))
         {
             fold_for(&mut self.attendance, key, scratch, |k| {
-                AttendanceFold::load(conn, k)
+                load_if(may_hold(written, |w| &w.attendance, k), || {
+                    AttendanceFold::load(conn, k)
+                })
             })?
             .merge(fact, v, delivery_id);
         }
@@ -462,6 +512,8 @@ impl WorkSet {
     /// another instead of splitting at random (a rebuild's registrations filled half of each
     /// page in random order).
     fn save(&self, conn: &Connection) -> Result<()> {
+        // A rebuild computes the participants summary once it is done, so no name moves in it.
+        let follow_names = !matches!(self.mode, Mode::Rebuild(_));
         for (uid, fold) in in_key_order(&self.webinars) {
             fold.save(conn, uid)?;
         }
@@ -470,7 +522,9 @@ impl WorkSet {
         }
         for (uid, fold) in in_key_order(&self.people) {
             fold.save(conn, uid)?;
-            participants::follow_name(conn, uid)?;
+            if follow_names {
+                participants::follow_name(conn, uid)?;
+            }
         }
         for (key, fold) in in_key_order(&self.registrations) {
             fold.save(conn, key)?;
@@ -479,6 +533,73 @@ impl WorkSet {
             fold.save(conn, key)?;
         }
         Ok(())
+    }
+
+    /// A rebuild's chunk: writes the registrations and attendance and lets them go, and the
+    /// webinars, sessions and people too when `everything` or when more of them are held than
+    /// [`REBUILD_HELD`]. Those are touched again and again over the whole journal (a person is
+    /// in many webinars), so each is then written once instead of once per chunk, and never
+    /// read back.
+    fn write_out(&mut self, conn: &Connection, everything: bool) -> Result<()> {
+        let held = self.webinars.len() + self.sessions.len() + self.people.len();
+        let mut out = WorkSet {
+            registrations: std::mem::take(&mut self.registrations),
+            attendance: std::mem::take(&mut self.attendance),
+            mode: std::mem::take(&mut self.mode),
+            ..WorkSet::default()
+        };
+        if everything || held > REBUILD_HELD {
+            out.webinars = std::mem::take(&mut self.webinars);
+            out.sessions = std::mem::take(&mut self.sessions);
+            out.people = std::mem::take(&mut self.people);
+        }
+        out.save(conn)?;
+        let Mode::Rebuild(mut written) = out.mode else {
+            return Err(StoreError::Invalid(
+                "only a rebuild writes its folds out by chunk".to_owned(),
+            ));
+        };
+        record(&written.hasher, &mut written.webinars, out.webinars.keys());
+        record(&written.hasher, &mut written.sessions, out.sessions.keys());
+        record(&written.hasher, &mut written.people, out.people.keys());
+        record(
+            &written.hasher,
+            &mut written.registrations,
+            out.registrations.keys(),
+        );
+        record(
+            &written.hasher,
+            &mut written.attendance,
+            out.attendance.keys(),
+        );
+        self.mode = Mode::Rebuild(written);
+        Ok(())
+    }
+}
+
+fn record<'a, K: Hash + 'a>(
+    hasher: &std::hash::RandomState,
+    table: &mut HashSet<u64>,
+    keys: impl Iterator<Item = &'a K>,
+) {
+    use std::hash::BuildHasher;
+    table.extend(keys.map(|key| hasher.hash_one(key)));
+}
+
+/// Whether a row may exist for a key the work set does not hold: always, but in a rebuild.
+fn may_hold<K: Hash>(
+    written: Option<&Written>,
+    table: fn(&Written) -> &HashSet<u64>,
+    key: &K,
+) -> bool {
+    written.is_none_or(|w| w.holds(table(w), key))
+}
+
+fn load_if<F>(stored: bool, load: impl FnOnce() -> Result<Option<F>>) -> Result<Option<F>> {
+    if stored {
+        load()
+    } else {
+        Ok(None)
     }
 }
 
@@ -500,7 +621,7 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
     let pairs = pairs_of(touched.registrations.iter().chain(&touched.attendance));
     let mut seen = HashSet::new();
     let mut work = WorkSet {
-        only: Some(touched),
+        mode: Mode::Refold(touched),
         ..WorkSet::default()
     };
     for (delivery_id, version, fact) in &facts {
@@ -519,7 +640,7 @@ fn pairs_of<'a>(keys: impl Iterator<Item = &'a PersonAtWebinar>) -> BTreeSet<aud
 }
 
 fn delete_unmentioned(conn: &Connection, work: &WorkSet) -> Result<()> {
-    let Some(touched) = &work.only else {
+    let Mode::Refold(touched) = &work.mode else {
         return Ok(());
     };
     for uid in touched
