@@ -42,7 +42,7 @@ pub fn apply(
 ) -> Result<()> {
     let mut work = WorkSet::default();
     work.fold_in(conn, delivery_id, identity, observed_at, facts)?;
-    work.save(conn)?;
+    work.save(conn, true)?;
     audience::refresh(conn, &work.pairs())?;
     participants::refresh(conn, &participants::pairs(facts)?)?;
     advance_revision(conn)
@@ -376,23 +376,57 @@ enum Mode {
     Rebuild(Written),
 }
 
-/// The rows a rebuild has written so far, by a hash of their keys. A key not here has no row,
-/// so a rebuild does not look for it: most keys are new when first met, and each lookup was a
-/// descent through a B-tree that holds nothing for them. (A collision only costs a lookup.)
+/// The rows a rebuild has written so far, table by table. A key not here has no row, so a
+/// rebuild does not look for it: most keys are new when first met, and each lookup was a
+/// descent through a B-tree that holds nothing for them.
 #[derive(Default)]
 struct Written {
-    hasher: std::hash::RandomState,
-    webinars: HashSet<u64>,
-    sessions: HashSet<u64>,
-    people: HashSet<u64>,
-    registrations: HashSet<u64>,
-    attendance: HashSet<u64>,
+    webinars: KeySet,
+    sessions: KeySet,
+    people: KeySet,
+    registrations: KeySet,
+    attendance: KeySet,
 }
 
 impl Written {
-    fn holds<K: Hash>(&self, table: &HashSet<u64>, key: &K) -> bool {
+    fn record(&mut self, work: &WorkSet) {
+        self.webinars.extend(work.webinars.keys());
+        self.sessions.extend(work.sessions.keys());
+        self.people.extend(work.people.keys());
+        self.registrations.extend(work.registrations.keys());
+        self.attendance.extend(work.attendance.keys());
+    }
+}
+
+/// Keys by their hashes: 8 bytes each, whatever the key. A collision only costs a lookup.
+#[derive(Default)]
+struct KeySet {
+    hasher: std::hash::RandomState,
+    hashes: HashSet<u64>,
+}
+
+impl KeySet {
+    fn extend<'a, K: Hash + 'a>(&mut self, keys: impl Iterator<Item = &'a K>) {
         use std::hash::BuildHasher;
-        table.contains(&self.hasher.hash_one(key))
+        self.hashes
+            .extend(keys.map(|key| self.hasher.hash_one(key)));
+    }
+
+    fn may_hold<K: Hash>(&self, key: &K) -> bool {
+        use std::hash::BuildHasher;
+        self.hashes.contains(&self.hasher.hash_one(key))
+    }
+}
+
+/// Loads a fold from its row, unless a rebuild's `written` says there is none yet.
+fn load_unless_new<K: Hash, F>(
+    written: Option<&KeySet>,
+    key: &K,
+    load: impl FnOnce() -> Result<Option<F>>,
+) -> Result<Option<F>> {
+    match written {
+        Some(written) if !written.may_hold(key) => Ok(None),
+        _ => load(),
     }
 }
 
@@ -451,7 +485,7 @@ impl WorkSet {
         let scratch = only.is_some();
         if only.is_none_or(|t| t.webinars.contains(&keys.webinar)) {
             fold_for(&mut self.webinars, keys.webinar, scratch, |k| {
-                load_if(may_hold(written, |w| &w.webinars, k), || {
+                load_unless_new(written.map(|w| &w.webinars), k, || {
                     WebinarFold::load(conn, k)
                 })
             })?
@@ -462,7 +496,7 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.sessions.contains(k)))
         {
             fold_for(&mut self.sessions, key, scratch, |k| {
-                load_if(may_hold(written, |w| &w.sessions, k), || {
+                load_unless_new(written.map(|w| &w.sessions), k, || {
                     SessionFold::load(conn, k)
                 })
             })?
@@ -471,9 +505,7 @@ impl WorkSet {
         if let (Some(key), Some(person)) = (keys.person, fact.person()) {
             if only.is_none_or(|t| t.people.contains(&key)) {
                 fold_for(&mut self.people, key, scratch, |k| {
-                    load_if(may_hold(written, |w| &w.people, k), || {
-                        PersonFold::load(conn, k)
-                    })
+                    load_unless_new(written.map(|w| &w.people), k, || PersonFold::load(conn, k))
                 })?
                 .merge(fact, person, v, delivery_id);
             }
@@ -483,7 +515,7 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.registrations.contains(k)))
         {
             fold_for(&mut self.registrations, key, scratch, |k| {
-                load_if(may_hold(written, |w| &w.registrations, k), || {
+                load_unless_new(written.map(|w| &w.registrations), k, || {
                     RegistrationFold::load(conn, k)
                 })
             })?
@@ -494,7 +526,7 @@ impl WorkSet {
             .filter(|k| only.is_none_or(|t| t.attendance.contains(k)))
         {
             fold_for(&mut self.attendance, key, scratch, |k| {
-                load_if(may_hold(written, |w| &w.attendance, k), || {
+                load_unless_new(written.map(|w| &w.attendance), k, || {
                     AttendanceFold::load(conn, k)
                 })
             })?
@@ -511,9 +543,9 @@ impl WorkSet {
     /// Writes every entity, each table in key order: B-tree pages then fill up one after
     /// another instead of splitting at random (a rebuild's registrations filled half of each
     /// page in random order).
-    fn save(&self, conn: &Connection) -> Result<()> {
-        // A rebuild computes the participants summary once it is done, so no name moves in it.
-        let follow_names = !matches!(self.mode, Mode::Rebuild(_));
+    /// `follow_names` moves people's participants rows to where their names now sort (not in
+    /// a rebuild, which computes that summary once it is done).
+    fn save(&self, conn: &Connection, follow_names: bool) -> Result<()> {
         for (uid, fold) in in_key_order(&self.webinars) {
             fold.save(conn, uid)?;
         }
@@ -545,7 +577,6 @@ impl WorkSet {
         let mut out = WorkSet {
             registrations: std::mem::take(&mut self.registrations),
             attendance: std::mem::take(&mut self.attendance),
-            mode: std::mem::take(&mut self.mode),
             ..WorkSet::default()
         };
         if everything || held > REBUILD_HELD {
@@ -553,53 +584,11 @@ impl WorkSet {
             out.sessions = std::mem::take(&mut self.sessions);
             out.people = std::mem::take(&mut self.people);
         }
-        out.save(conn)?;
-        let Mode::Rebuild(mut written) = out.mode else {
-            return Err(StoreError::Invalid(
-                "only a rebuild writes its folds out by chunk".to_owned(),
-            ));
-        };
-        record(&written.hasher, &mut written.webinars, out.webinars.keys());
-        record(&written.hasher, &mut written.sessions, out.sessions.keys());
-        record(&written.hasher, &mut written.people, out.people.keys());
-        record(
-            &written.hasher,
-            &mut written.registrations,
-            out.registrations.keys(),
-        );
-        record(
-            &written.hasher,
-            &mut written.attendance,
-            out.attendance.keys(),
-        );
-        self.mode = Mode::Rebuild(written);
+        out.save(conn, false)?;
+        if let Mode::Rebuild(written) = &mut self.mode {
+            written.record(&out);
+        }
         Ok(())
-    }
-}
-
-fn record<'a, K: Hash + 'a>(
-    hasher: &std::hash::RandomState,
-    table: &mut HashSet<u64>,
-    keys: impl Iterator<Item = &'a K>,
-) {
-    use std::hash::BuildHasher;
-    table.extend(keys.map(|key| hasher.hash_one(key)));
-}
-
-/// Whether a row may exist for a key the work set does not hold: always, but in a rebuild.
-fn may_hold<K: Hash>(
-    written: Option<&Written>,
-    table: fn(&Written) -> &HashSet<u64>,
-    key: &K,
-) -> bool {
-    written.is_none_or(|w| w.holds(table(w), key))
-}
-
-fn load_if<F>(stored: bool, load: impl FnOnce() -> Result<Option<F>>) -> Result<Option<F>> {
-    if stored {
-        load()
-    } else {
-        Ok(None)
     }
 }
 
@@ -630,7 +619,7 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
         }
     }
     delete_unmentioned(conn, &work)?;
-    work.save(conn)?;
+    work.save(conn, true)?;
     audience::refresh(conn, &pairs)
 }
 
