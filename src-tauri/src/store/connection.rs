@@ -120,6 +120,7 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     // rusqlite keeps 16 prepared statements by default; journal + projection use more than
     // that per delivery, so each was parsed again every time (a third of the writer's time).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    super::projection::participants::register(conn)?;
     // No `temp_store = MEMORY`: SQLite truncates an in-memory statement journal by walking it
     // from the start, so a 50,000-attendee delivery (one savepoint, many statements) went
     // quadratic (90 s instead of seconds).

@@ -46,6 +46,7 @@ fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", REINDEX_CACHE_KIB)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    super::projection::participants::register(&conn)?;
     conn.execute("ATTACH DATABASE ?1 AS old", [old.to_string_lossy()])?;
     // The rows were consistent where they came from; copied table by table, a delivery would
     // otherwise be refused for naming a source not copied yet.
