@@ -25,7 +25,11 @@ pub fn migrations() -> Migrations<'static> {
 /// Migration 12: the participants summary (made in 11, stored by name since 12), computed from
 /// the tables as they stand by the same code that rebuilds it after a reindex. Migration 11's
 /// table is dropped by 12 unfilled or filled, so 11 needs no hook of its own.
+///
+/// The hook adds the summary's SQL function itself: migrations also run on connections that
+/// `open_writer` did not configure (`validate`, tests migrating step by step).
 fn fill_participants(tx: &rusqlite::Transaction) -> HookResult {
+    super::projection::participants::register(tx)?;
     super::projection::participants::rebuild(tx)
         .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
 }
