@@ -198,6 +198,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loose<T> {
     }
 }
 
+/// The `visit_*` methods that read a scalar as no object; serde calls one per kind of scalar.
+macro_rules! ignore_scalars {
+    ($($visit:ident: $type:ty),*) => {
+        $(fn $visit<E: de::Error>(self, _: $type) -> Result<Self::Value, E> {
+            Ok(Loose(None))
+        })*
+    };
+}
+
 struct LooseVisitor<T>(PhantomData<T>);
 
 impl<'de, T: Deserialize<'de>> Visitor<'de> for LooseVisitor<T> {
@@ -220,32 +229,9 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for LooseVisitor<T> {
         Ok(Loose(None))
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Loose(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Loose(None))
+    ignore_scalars! {
+        visit_str: &str, visit_u64: u64, visit_i64: i64, visit_u128: u128, visit_i128: i128,
+        visit_f64: f64, visit_bool: bool
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {

@@ -110,7 +110,7 @@ pub fn refresh(conn: &Connection, pairs: &BTreeSet<Pair>) -> Result<()> {
 
 /// Every replay view, in a form SQLite finds through `facts_webinar` (webinar, kind): asked for
 /// `person_uid IS NOT NULL`, it walked `facts_person` and read each of 1,200,000 facts to find
-/// none were replay views (6.7 s of a 1,000,000-delivery reindex). Every fact's webinar has a
+/// none were replay views (6.7 s on the 1,000,000-delivery benchmark store). Every fact's webinar has a
 /// `webinars` row, since the projection folds each fact into its webinar.
 const EVERY_REPLAY_VIEW: &str =
     "person_uid IS NOT NULL AND webinar_uid IN (SELECT uid FROM webinars)";
