@@ -1,5 +1,6 @@
-//! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), and
-//! the journal + projection path (`journal::record`) for TagMango and BigMarker deliveries.
+//! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), the
+//! BigMarker parser over one list of 50,000 attendees (attendees per second), and the journal +
+//! projection path (`journal::record`) for TagMango and BigMarker deliveries.
 //! Run by `bench/run`; never part of the test suite.
 
 use std::path::{Path, PathBuf};
@@ -70,7 +71,41 @@ fn parsers(c: &mut Criterion) {
             })
         });
     }
+    let list = attendee_list(50_000);
+    group.throughput(Throughput::Elements(50_000));
+    group.bench_function("bigmarker list of 50,000 attendees", |b| {
+        b.iter(|| {
+            let delivery = Delivery {
+                platform: Platform::Bigmarker,
+                trigger: Some("attendee-data"),
+                content_type: Some("application/json"),
+                body: &list,
+                received_at: Utc::now(),
+                source_zone: chrono_tz::UTC,
+            };
+            std::hint::black_box(platforms::parse(&delivery))
+        })
+    });
     group.finish();
+}
+
+/// A BigMarker attendee list: the documented attendee, `count` times with distinct people.
+fn attendee_list(count: usize) -> Vec<u8> {
+    let doc = fixtures(Platform::Bigmarker)
+        .into_iter()
+        .find(|f| f.trigger.as_deref() == Some("attendee-data"))
+        .expect("an attendee-data fixture");
+    let doc: serde_json::Value = serde_json::from_slice(&doc.body).expect("fixture is JSON");
+    let attendee = doc["attendees"][0].clone();
+    let attendees: Vec<serde_json::Value> = (0..count)
+        .map(|n| {
+            let mut a = attendee.clone();
+            a["email"] = format!("person{n}@example.com").into();
+            a["bmid"] = format!("bm{n}").into();
+            a
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "attendees": attendees })).expect("a list")
 }
 
 fn new_delivery(platform: Platform, trigger: Option<&str>, body: String) -> NewDelivery {

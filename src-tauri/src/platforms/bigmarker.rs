@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::lenient::{Count, Text};
 use super::{body, time, Delivery, ParseError, Understanding};
@@ -182,20 +182,27 @@ struct NewWebinar {
 
 // ---- Entry points ----------------------------------------------------------------------
 
+/// A top-level value of the body, kept as its JSON text until its event reads it. Read as a
+/// `serde_json::Value` first, a 13 MiB list of 50,000 attendees became a tree of maps several
+/// times its size before any attendee was read.
+type Raw = Box<RawValue>;
+
 pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
     let hook = attendee_hook(delivery.trigger)?;
-    let mut top: Map<String, Value> = body::decode(delivery)?;
+    let mut top: BTreeMap<String, Raw> = body::decode(delivery)?;
     let found = EVENT_KEYS
         .iter()
         .find_map(|&(key, event)| top.remove(key).map(|v| (key, event, v)));
     match found {
-        Some((key, Event::Registration, value)) => registration(read(value, key)?, key, delivery),
-        Some((key, Event::Room(room), value)) => room_event(room, key, read(value, key)?, delivery),
+        Some((key, Event::Registration, value)) => registration(read(&value, key)?, key, delivery),
+        Some((key, Event::Room(room), value)) => {
+            room_event(room, key, read(&value, key)?, delivery)
+        }
         Some((_, Event::Attendees, value)) => attendees(value, hook, delivery),
-        Some((key, Event::OnDemandViewer, value)) => on_demand(read(value, key)?, delivery),
-        Some((key, Event::NewWebinar, value)) => new_webinar(read(value, key)?, delivery),
+        Some((key, Event::OnDemandViewer, value)) => on_demand(read(&value, key)?, delivery),
+        Some((key, Event::NewWebinar, value)) => new_webinar(read(&value, key)?, delivery),
         None if top.contains_key("conference_id") && top.contains_key("email") => {
-            registration(read(Value::Object(top), "body")?, "", delivery)
+            registration(read_whole(&top)?, "", delivery)
         }
         None => Err(unknown_shape(&top)),
     }
@@ -225,7 +232,7 @@ fn attendee_hook(trigger: Option<&str>) -> Result<Option<AttendeeHook>, ParseErr
     }
 }
 
-fn unknown_shape(top: &Map<String, Value>) -> ParseError {
+fn unknown_shape(top: &BTreeMap<String, Raw>) -> ParseError {
     let found = body::describe_keys(top.keys());
     ParseError::UnknownShape {
         platform: PLATFORM.display_name(),
@@ -371,18 +378,24 @@ fn room_event(
 }
 
 fn attendees(
-    value: Value,
+    value: Raw,
     hook: Option<AttendeeHook>,
     delivery: &Delivery<'_>,
 ) -> Result<Understanding, ParseError> {
-    let entries = match value {
-        Value::Array(entries) => entries,
-        Value::Null => Vec::new(),
-        entry @ Value::Object(_) => vec![entry],
+    let entries: Vec<Raw> = match json_kind(&value) {
+        JsonKind::Array => {
+            // The body parsed as JSON, so its array reads as a list of values.
+            serde_json::from_str(value.get()).map_err(|e| ParseError::Invalid {
+                field: "attendees".into(),
+                message: without_position(&e),
+            })?
+        }
+        JsonKind::Null => Vec::new(),
+        JsonKind::Object => vec![value],
         other => {
             return Err(ParseError::Invalid {
                 field: "attendees".into(),
-                message: format!("expected a list of attendees, found {}", json_kind(&other)),
+                message: format!("expected a list of attendees, found {}", other.described()),
             })
         }
     };
@@ -391,7 +404,7 @@ fn attendees(
     let mut warnings = Warnings::default();
     let mut people = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        match attendee_fact(index, entry, hook, delivery, &mut webinars, &mut warnings) {
+        match attendee_fact(index, &entry, hook, delivery, &mut webinars, &mut warnings) {
             Ok(fact) => people.push(fact),
             Err(reason) => warnings.push(format!("attendees[{index}] skipped: {reason}")),
         }
@@ -408,13 +421,13 @@ fn attendees(
 /// One attendee's fact, or why the entry was skipped.
 fn attendee_fact(
     index: usize,
-    entry: Value,
+    entry: &RawValue,
     hook: Option<AttendeeHook>,
     delivery: &Delivery<'_>,
     webinars: &mut Webinars,
     warnings: &mut Warnings,
 ) -> Result<Fact, String> {
-    let a: Attendee = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    let a: Attendee = serde_json::from_str(entry.get()).map_err(|e| without_position(&e))?;
     let webinar = a.conference_id.into_option().ok_or("no conference_id")?;
     let person =
         identify(a.bmid, a.first_name, a.last_name, a.email).map_err(|missing| missing.reason())?;
@@ -714,22 +727,69 @@ impl Warnings {
 }
 
 /// Deserializes one event object, naming the key when it is not an object at all.
-fn read<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ParseError> {
-    let kind = json_kind(&value);
-    serde_json::from_value(value).map_err(|e| ParseError::Invalid {
+fn read<T: DeserializeOwned>(value: &RawValue, key: &str) -> Result<T, ParseError> {
+    serde_json::from_str(value.get()).map_err(|e| ParseError::Invalid {
         field: key.to_owned(),
-        message: format!("expected an object, found {kind} ({e})"),
+        message: format!(
+            "expected an object, found {} ({})",
+            json_kind(value).described(),
+            without_position(&e)
+        ),
     })
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// Deserializes the whole body as one event object (the flat incoming registration).
+fn read_whole<T: DeserializeOwned>(top: &BTreeMap<String, Raw>) -> Result<T, ParseError> {
+    let whole = serde_json::value::to_raw_value(top).map_err(|e| ParseError::Invalid {
+        field: "body".into(),
+        message: without_position(&e),
+    })?;
+    read(&whole, "body")
+}
+
+/// A serde_json error without " at line 1 column 734": a position within one value of the body
+/// would mislead, and the error names its field.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(bare) if error.line() > 0 => bare.to_owned(),
+        _ => message,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonKind {
+    Null,
+    Boolean,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl JsonKind {
+    fn described(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::Boolean => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        }
+    }
+}
+
+/// What a value is, from its first character: it parsed as JSON, so that one decides.
+fn json_kind(value: &RawValue) -> JsonKind {
+    match value.get().trim_start().as_bytes().first() {
+        Some(b'n') => JsonKind::Null,
+        Some(b't' | b'f') => JsonKind::Boolean,
+        Some(b'"') => JsonKind::String,
+        Some(b'[') => JsonKind::Array,
+        Some(b'{') => JsonKind::Object,
+        _ => JsonKind::Number,
     }
 }
 
@@ -1127,6 +1187,61 @@ mod tests {
         ));
         let (facts, _, _) = facts_of(None, r#"{"attendees": null}"#);
         assert!(facts.is_empty());
+    }
+
+    /// Each attendee is read from its own JSON text: one that is not an object, or that gives a
+    /// field twice (which a `serde_json::Value` hid by keeping the last), is skipped with serde's
+    /// reason, without a position (it would count from the entry, not the body), and the others
+    /// are kept.
+    #[test]
+    fn an_unreadable_attendee_is_skipped_and_the_others_kept() {
+        let body = r#"{"attendees": [
+            {"email": "a@x.com", "conference_id": "c1"},
+            "not an attendee",
+            {"email": "b@x.com", "conference_id": "c1", "email": "b2@x.com"},
+            {"email": "c@x.com", "conference_id": "c1"}]}"#;
+        let (facts, _, warnings) = facts_of(None, body);
+        let emails: Vec<_> = facts
+            .iter()
+            .filter_map(|f| f.person()?.email.as_ref().map(|e| e.as_str().to_owned()))
+            .collect();
+        assert_eq!(emails, ["a@x.com", "c@x.com"]);
+        let skipped: Vec<&String> = warnings.iter().filter(|w| w.contains("skipped")).collect();
+        assert_eq!(skipped.len(), 2, "{warnings:?}");
+        assert!(
+            skipped[0].starts_with("attendees[1] skipped: invalid type: string"),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            skipped[1], "attendees[2] skipped: duplicate field `email`",
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().all(|w| !w.contains(" at line ")),
+            "{warnings:?}"
+        );
+    }
+
+    /// The event object named by the key is read from its text, and an error in it says which
+    /// key and what was found, as a `serde_json::Value` did.
+    #[test]
+    fn an_event_that_is_not_an_object_names_its_key_and_kind() {
+        for (body, found) in [
+            (r#"{"registration": "x"}"#, "a string"),
+            (r#"{"registration": [1]}"#, "an array"),
+            (r#"{"webinar_end_time": 12}"#, "a number"),
+            (r#"{"webinar": true}"#, "a boolean"),
+        ] {
+            let error = run(None, body).unwrap_err();
+            let ParseError::Invalid { message, .. } = &error else {
+                panic!("{body}: {error:?}")
+            };
+            assert!(
+                message.starts_with(&format!("expected an object, found {found} (")),
+                "{message}"
+            );
+            assert!(!message.contains(" at line "), "{message}");
+        }
     }
 
     #[test]
