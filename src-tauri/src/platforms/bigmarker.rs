@@ -382,20 +382,20 @@ fn attendees(
     hook: Option<AttendeeHook>,
     delivery: &Delivery<'_>,
 ) -> Result<Understanding, ParseError> {
-    let entries: Vec<Raw> = match json_kind(&value) {
-        JsonKind::Array => {
+    let entries: Vec<Raw> = match value.get().as_bytes().first() {
+        Some(b'[') => {
             // The body parsed as JSON, so its array reads as a list of values.
             serde_json::from_str(value.get()).map_err(|e| ParseError::Invalid {
                 field: "attendees".into(),
                 message: without_position(&e),
             })?
         }
-        JsonKind::Null => Vec::new(),
-        JsonKind::Object => vec![value],
-        other => {
+        Some(b'n') => Vec::new(),
+        Some(b'{') => vec![value],
+        _ => {
             return Err(ParseError::Invalid {
                 field: "attendees".into(),
-                message: format!("expected a list of attendees, found {}", other.described()),
+                message: format!("expected a list of attendees, found {}", json_kind(&value)),
             })
         }
     };
@@ -403,8 +403,8 @@ fn attendees(
     let mut webinars = Webinars::default();
     let mut warnings = Warnings::default();
     let mut people = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.into_iter().enumerate() {
-        match attendee_fact(index, &entry, hook, delivery, &mut webinars, &mut warnings) {
+    for (index, entry) in entries.iter().enumerate() {
+        match attendee_fact(index, entry, hook, delivery, &mut webinars, &mut warnings) {
             Ok(fact) => people.push(fact),
             Err(reason) => warnings.push(format!("attendees[{index}] skipped: {reason}")),
         }
@@ -732,7 +732,7 @@ fn read<T: DeserializeOwned>(value: &RawValue, key: &str) -> Result<T, ParseErro
         field: key.to_owned(),
         message: format!(
             "expected an object, found {} ({})",
-            json_kind(value).described(),
+            json_kind(value),
             without_position(&e)
         ),
     })
@@ -758,39 +758,8 @@ fn without_position(error: &serde_json::Error) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JsonKind {
-    Null,
-    Boolean,
-    Number,
-    String,
-    Array,
-    Object,
-}
-
-impl JsonKind {
-    fn described(self) -> &'static str {
-        match self {
-            JsonKind::Null => "null",
-            JsonKind::Boolean => "a boolean",
-            JsonKind::Number => "a number",
-            JsonKind::String => "a string",
-            JsonKind::Array => "an array",
-            JsonKind::Object => "an object",
-        }
-    }
-}
-
-/// What a value is, from its first character: it parsed as JSON, so that one decides.
-fn json_kind(value: &RawValue) -> JsonKind {
-    match value.get().trim_start().as_bytes().first() {
-        Some(b'n') => JsonKind::Null,
-        Some(b't' | b'f') => JsonKind::Boolean,
-        Some(b'"') => JsonKind::String,
-        Some(b'[') => JsonKind::Array,
-        Some(b'{') => JsonKind::Object,
-        _ => JsonKind::Number,
-    }
+fn json_kind(value: &RawValue) -> &'static str {
+    body::json_kind(value.get().as_bytes())
 }
 
 fn path(wrapper: &str, field: &str) -> String {

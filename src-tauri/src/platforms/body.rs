@@ -88,13 +88,20 @@ fn top_level_mismatch(body: &[u8], first: Option<u8>) -> ParseError {
     }
     match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         Err(e) => ParseError::NotJson(e.to_string()),
-        Ok(_) => ParseError::NotAnObject(match first {
-            Some(b'[') => "an array",
-            Some(b'"') => "a string",
-            Some(b'n') => "null",
-            Some(b't' | b'f') => "a boolean",
-            _ => "a number",
-        }),
+        Ok(_) => ParseError::NotAnObject(json_kind(body)),
+    }
+}
+
+/// What a JSON value is ("an array", "null", ...), named from its first character: it has
+/// parsed as JSON, so that one decides.
+pub(crate) fn json_kind(value: &[u8]) -> &'static str {
+    match first_byte(value) {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
     }
 }
 
