@@ -248,6 +248,15 @@ fn everything_else(conn: &Connection) -> Vec<String> {
     rows
 }
 
+fn index_names(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
 #[test]
 fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,6 +273,7 @@ fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
         .iter()
         .any(|r| r.starts_with("sources: ")));
     let revision = projection::revision(&conn).unwrap();
+    let indexes = index_names(&conn);
     drop(conn);
     // A rebuild that died half way left its file behind: the next one starts afresh.
     std::fs::write(rebuild::fresh_path(dir.path()), b"half a database").unwrap();
@@ -275,8 +285,43 @@ fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
     assert_eq!(everything_else(&conn), journal_and_settings);
     assert!(projection::revision(&conn).unwrap() > revision);
     assert!(!rebuild::fresh_path(dir.path()).exists());
+    // The journal's index entries are copied as they are, not rebuilt: they must still match
+    // the copied rows.
+    assert_eq!(index_names(&conn), indexes);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[test]
+fn reindex_refuses_a_journal_table_whose_columns_differ_and_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_path(dir.path());
+    support::add_sources(&path);
+    let mut conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    let tx = conn.transaction().unwrap();
+    let first = scenario::deliveries().remove(0);
+    journal::record(&tx, &Prepared::new(first.to_new_delivery())).unwrap();
+    tx.commit().unwrap();
+    // The journal is copied by position, so a column the current schema lacks must stop it.
+    conn.execute_batch("ALTER TABLE rejections ADD COLUMN note TEXT")
+        .unwrap();
+    let (projection, journal_and_settings) = (dump(&conn, true), everything_else(&conn));
+    drop(conn);
+
+    let error = rebuild::reindex(dir.path(), &StoreOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("rejections") && error.contains("note") && error.contains("left as it was"),
+        "{error}"
+    );
+    let conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(dump(&conn, true), projection);
+    assert_eq!(everything_else(&conn), journal_and_settings);
 }
