@@ -560,24 +560,21 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
     let (rss, hwm) = load::memory_mib(serve.pid());
     results.add("store", "RSS after reports", rss, "MiB");
     results.add("store", "peak RSS after reports", hwm, "MiB");
-    for (name, webinar) in [
-        ("small", generate::small_webinar()),
-        ("largest", largest.to_owned()),
+    // One request of a 0.5 s export swings by a third on this kind of machine; the target is
+    // judged on the median of several, and the first (cold) one is reported beside it.
+    let exports = if options.smoke { 2 } else { 5 };
+    for (name, webinar, times) in [
+        ("small", generate::small_webinar(), 1),
+        ("largest", largest.to_owned(), exports),
     ] {
         let url = format!("{base}/api/export/attendees?webinar={webinar}");
-        let started = Instant::now();
-        let mut response = client.get(url).bearer_auth(&serve.token).send().await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "export answered {}",
-            response.status()
-        );
-        let mut lines = 0usize;
-        while let Some(chunk) = response.chunk().await? {
-            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        let mut per_second = Vec::new();
+        let mut rows = 0;
+        for _ in 0..times {
+            let seconds;
+            (rows, seconds) = export(&client, &url, &serve.token).await?;
+            per_second.push(rows as f64 / seconds);
         }
-        let seconds = started.elapsed().as_secs_f64();
-        let rows = lines.saturating_sub(1);
         let (_, hwm) = load::memory_mib(serve.pid());
         results.add(
             "export",
@@ -586,14 +583,21 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
             "",
         );
         if name == "largest" {
-            let per_second = rows as f64 / seconds;
+            results.add(
+                "export",
+                "largest attendees export, first request",
+                per_second[0],
+                "rows/s",
+            );
+            per_second.sort_by(f64::total_cmp);
+            let median = per_second[per_second.len() / 2];
             results.target(
                 "export",
-                "largest attendees export",
-                per_second,
+                format!("largest attendees export, median of {times}"),
+                median,
                 "rows/s",
                 ">= 200,000",
-                per_second >= 200_000.0,
+                median >= 200_000.0,
             );
         }
         results.add(
@@ -622,6 +626,22 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
     );
     serve.stop().await;
     Ok(())
+}
+
+/// One CSV export read to its end: its data rows and the seconds it took.
+async fn export(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<(usize, f64)> {
+    let started = Instant::now();
+    let mut response = client.get(url).bearer_auth(token).send().await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "export answered {}",
+        response.status()
+    );
+    let mut lines = 0usize;
+    while let Some(chunk) = response.chunk().await? {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    Ok((lines.saturating_sub(1), started.elapsed().as_secs_f64()))
 }
 
 fn write_results(options: &Options, results: &Results) -> anyhow::Result<()> {
