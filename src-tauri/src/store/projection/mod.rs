@@ -135,9 +135,6 @@ impl Rebuild {
         observed_at: DateTime<Utc>,
         facts: &[Fact],
     ) -> Result<()> {
-        for fact in facts {
-            Keys::of(fact)?;
-        }
         self.work
             .fold_in(conn, delivery_id, identity, observed_at, facts)?;
         self.unsaved += 1;
@@ -209,11 +206,9 @@ fn insert_fact(
     delivery_id: i64,
     ordinal: u32,
     fact: &Fact,
+    keys: &Keys,
     version: Version,
 ) -> Result<()> {
-    let webinar_uid = fact.webinar().uid();
-    let session = fact.session().map(|s| session_uid(&webinar_uid, s));
-    let person = fact.person().map(|p| person_uid(fact, p)).transpose()?;
     let (at, basis) = timeline_position(fact);
     conn.prepare_cached(
         "INSERT INTO facts (delivery_id, ordinal, kind, webinar_uid, session_uid, person_uid, at,
@@ -224,9 +219,9 @@ fn insert_fact(
         delivery_id,
         ordinal,
         fact.kind(),
-        webinar_uid,
-        session,
-        person,
+        keys.webinar,
+        keys.session,
+        keys.person,
         at,
         basis,
         serde_json::to_string(&version)?,
@@ -460,11 +455,17 @@ impl WorkSet {
         observed_at: DateTime<Utc>,
         facts: &[Fact],
     ) -> Result<()> {
-        for (ordinal, fact) in facts.iter().enumerate() {
+        // Every fact's keys first: a fact naming a person with no email and no id refuses the
+        // delivery before anything is written.
+        let keys = facts.iter().map(Keys::of).collect::<Result<Vec<_>>>()?;
+        // The identity's digest is the same for every fact of a delivery (50,000 of them in a
+        // BigMarker attendee list).
+        let first = Version::new(observed_at, identity, 0);
+        for (ordinal, (fact, keys)) in facts.iter().zip(keys).enumerate() {
             let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
-            let version = Version::new(observed_at, identity, ordinal);
-            insert_fact(conn, delivery_id, ordinal, fact, version)?;
-            self.merge(conn, fact, version, delivery_id)?;
+            let version = Version(first.0, first.1, ordinal);
+            insert_fact(conn, delivery_id, ordinal, fact, &keys, version)?;
+            self.merge(conn, fact, keys, version, delivery_id)?;
         }
         Ok(())
     }
@@ -473,10 +474,10 @@ impl WorkSet {
         &mut self,
         conn: &Connection,
         fact: &Fact,
+        keys: Keys,
         v: Version,
         delivery_id: i64,
     ) -> Result<()> {
-        let keys = Keys::of(fact)?;
         let (only, written) = match &self.mode {
             Mode::Apply => (None, None),
             Mode::Refold(touched) => (Some(touched), None),
@@ -615,7 +616,7 @@ fn refold(conn: &Connection, touched: Touched) -> Result<()> {
     };
     for (delivery_id, version, fact) in &facts {
         if seen.insert((*delivery_id, *version)) {
-            work.merge(conn, fact, *version, *delivery_id)?;
+            work.merge(conn, fact, Keys::of(fact)?, *version, *delivery_id)?;
         }
     }
     delete_unmentioned(conn, &work)?;
