@@ -13,12 +13,7 @@ use support::tables::dump;
 
 fn record_all(deliveries: &[ScenarioDelivery]) -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = open_writer(&dir.path().join("db.sqlite3"), &StoreOptions::default()).unwrap();
-    for delivery in deliveries {
-        let tx = conn.transaction().unwrap();
-        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
-        tx.commit().unwrap();
-    }
+    let conn = store_with(&database_path(dir.path()), deliveries);
     (dir, conn)
 }
 
@@ -248,7 +243,19 @@ fn everything_else(conn: &Connection) -> Vec<String> {
     rows
 }
 
-fn index_names(conn: &rusqlite::Connection) -> Vec<String> {
+/// A store at `path` with the scenario's sources and these deliveries recorded, one commit each.
+fn store_with(path: &std::path::Path, deliveries: &[ScenarioDelivery]) -> Connection {
+    support::add_sources(path);
+    let mut conn = open_writer(path, &StoreOptions::default()).unwrap();
+    for delivery in deliveries {
+        let tx = conn.transaction().unwrap();
+        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
+        tx.commit().unwrap();
+    }
+    conn
+}
+
+fn index_names(conn: &Connection) -> Vec<String> {
     conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
         .unwrap()
         .query_map([], |row| row.get(0))
@@ -261,13 +268,7 @@ fn index_names(conn: &rusqlite::Connection) -> Vec<String> {
 fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
     let dir = tempfile::tempdir().unwrap();
     let path = database_path(dir.path());
-    support::add_sources(&path);
-    let mut conn = open_writer(&path, &StoreOptions::default()).unwrap();
-    for delivery in scenario::deliveries() {
-        let tx = conn.transaction().unwrap();
-        journal::record(&tx, &Prepared::new(delivery.to_new_delivery())).unwrap();
-        tx.commit().unwrap();
-    }
+    let conn = store_with(&path, &scenario::deliveries());
     let (projection, journal_and_settings) = (dump(&conn, true), everything_else(&conn));
     assert!(journal_and_settings
         .iter()
@@ -302,12 +303,7 @@ fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
 fn reindex_refuses_a_journal_table_whose_columns_differ_and_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = database_path(dir.path());
-    support::add_sources(&path);
-    let mut conn = open_writer(&path, &StoreOptions::default()).unwrap();
-    let tx = conn.transaction().unwrap();
-    let first = scenario::deliveries().remove(0);
-    journal::record(&tx, &Prepared::new(first.to_new_delivery())).unwrap();
-    tx.commit().unwrap();
+    let conn = store_with(&path, &scenario::deliveries()[..1]);
     // The journal is copied by position, so a column the current schema lacks must stop it.
     conn.execute_batch("ALTER TABLE rejections ADD COLUMN note TEXT")
         .unwrap();
