@@ -23,8 +23,9 @@ use super::{Result, StoreError};
 
 /// Checkpoints at most this often: each one fsyncs the database file.
 const EVERY: Duration = Duration::from_millis(100);
-/// Frames in the log beyond which the writer checkpoints itself (128 MiB of 4 KiB pages), so
-/// that a long burst cannot grow the log without bound.
+/// Frames in the log beyond which the writer checkpoints itself (256 MiB of a new store's
+/// 8 KiB pages, 128 MiB in a store made with 4 KiB ones), so that a long burst cannot grow the
+/// log without bound.
 pub const LOG_LIMIT: i64 = 32 * 1024;
 /// How long the checkpointer waits for a lock before trying again at its next turn.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(10);
