@@ -571,8 +571,8 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
         let mut per_second = Vec::new();
         let mut rows = 0;
         for _ in 0..times {
-            let seconds;
-            (rows, seconds) = export(&client, &url, &serve.token).await?;
+            let (exported, seconds) = export(&client, &url, &serve.token).await?;
+            rows = exported;
             per_second.push(rows as f64 / seconds);
         }
         let (_, hwm) = load::memory_mib(serve.pid());

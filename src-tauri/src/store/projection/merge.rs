@@ -18,15 +18,19 @@ use sha2::{Digest, Sha256};
 pub struct Version(pub i64, pub u64, pub u32);
 
 impl Version {
-    pub fn new(observed_at: DateTime<Utc>, identity: &str, ordinal: u32) -> Self {
+    /// The version of a delivery's first fact; [`Version::of_fact`] gives the others. The
+    /// identity's digest is the same for every fact of a delivery (50,000 of them in a
+    /// BigMarker attendee list), so it is computed once.
+    pub fn new(observed_at: DateTime<Utc>, identity: &str) -> Self {
         let digest = Sha256::digest(identity.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        Version(
-            observed_at.timestamp_millis(),
-            u64::from_be_bytes(first),
-            ordinal,
-        )
+        Version(observed_at.timestamp_millis(), u64::from_be_bytes(first), 0)
+    }
+
+    /// The version of the delivery's fact at `ordinal`.
+    pub fn of_fact(self, ordinal: u32) -> Self {
+        Version(self.0, self.1, ordinal)
     }
 }
 

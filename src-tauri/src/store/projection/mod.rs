@@ -458,12 +458,10 @@ impl WorkSet {
         // Every fact's keys first: a fact naming a person with no email and no id refuses the
         // delivery before anything is written.
         let keys = facts.iter().map(Keys::of).collect::<Result<Vec<_>>>()?;
-        // The identity's digest is the same for every fact of a delivery (50,000 of them in a
-        // BigMarker attendee list).
-        let first = Version::new(observed_at, identity, 0);
+        let delivery = Version::new(observed_at, identity);
         for (ordinal, (fact, keys)) in facts.iter().zip(keys).enumerate() {
             let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
-            let version = Version(first.0, first.1, ordinal);
+            let version = delivery.of_fact(ordinal);
             insert_fact(conn, delivery_id, ordinal, fact, &keys, version)?;
             self.merge(conn, fact, keys, version, delivery_id)?;
         }
