@@ -562,7 +562,7 @@ async fn reports(options: &Options, dir: &Path, results: &mut Results) -> anyhow
     results.add("store", "peak RSS after reports", hwm, "MiB");
     // One request of a 0.5 s export swings by a third on this kind of machine; the target is
     // judged on the median of several, and the first (cold) one is reported beside it.
-    let exports = if options.smoke { 2 } else { 5 };
+    let exports = if options.smoke { 3 } else { 5 };
     for (name, webinar, times) in [
         ("small", generate::small_webinar(), 1),
         ("largest", largest.to_owned(), exports),
