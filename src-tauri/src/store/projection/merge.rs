@@ -67,6 +67,13 @@ impl<T: Clone> Lww<T> {
     }
 }
 
+impl<T> Lww<T> {
+    /// No fact has offered a value: what a fold leaves out when it is stored.
+    pub fn is_unset(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
 impl<T: Clone> Lww<Vec<T>> {
     /// An empty list says nothing, so it never replaces a list.
     pub fn offer_list(&mut self, list: &[T], version: Version) {
