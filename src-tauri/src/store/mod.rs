@@ -86,9 +86,11 @@ impl StoreError {
     }
 }
 
-/// UTC instants as stored: fixed width, so text order is time order.
+/// UTC instants as stored: fixed width, so text order is time order
+/// (`%Y-%m-%dT%H:%M:%S%.3fZ`). chrono's RFC 3339 writer gives that text without interpreting
+/// a format string at each call, which was 2 % of a reindex's instructions.
 pub fn format_time(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Reads a stored instant back.
@@ -96,4 +98,30 @@ pub fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::{format_time, parse_time};
+
+    proptest! {
+        /// Every instant of years 0 to 9999 is stored as the format string wrote it before
+        /// (stores written then are compared with text written now), and reads back to the
+        /// millisecond.
+        #[test]
+        fn stored_instants_are_the_fixed_width_form_and_read_back(
+            millis in -62_167_219_200_000_i64..253_402_300_800_000,
+            sub_millis in 0_u32..1_000_000,
+        ) {
+            let at: DateTime<Utc> = Utc.timestamp_millis_opt(millis).unwrap()
+                + chrono::Duration::nanoseconds(i64::from(sub_millis));
+            let text = format_time(&at);
+            prop_assert_eq!(&text, &at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            prop_assert_eq!(text.len(), 24);
+            prop_assert_eq!(parse_time(&text).map(|t| t.timestamp_millis()), Some(millis));
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 mod audience;
 mod entities;
+mod figures;
 mod merge;
 pub mod participants;
 
