@@ -164,8 +164,8 @@ fn figures_of<'a>(
     Ok(people.get_mut(uid).expect("inserted above"))
 }
 
-/// Inserts a webinar's summary rows in the table's key order (sort key, then person), each
-/// page filled once.
+/// Inserts a webinar's summary rows in the table's key order (sort key, then person), so that
+/// each lands beside the one before it.
 fn insert_in_order(
     insert: &mut rusqlite::Statement<'_>,
     webinar: &str,
