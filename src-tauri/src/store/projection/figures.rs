@@ -129,21 +129,21 @@ impl Figures {
 
     /// The values of [`FIGURE_COLUMNS`](super::participants::FIGURE_COLUMNS), in its order,
     /// with `custom_fields` as given.
-    pub fn values(&self, custom_fields: String) -> Result<Vec<Value>> {
-        let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::Text);
+    pub fn into_values(self, custom_fields: String) -> Result<Vec<Value>> {
+        let text = |t: Option<String>| t.map_or(Value::Null, Value::Text);
         let mut values = vec![
             Value::Integer(self.rank),
             Value::Integer(self.registered.into()),
-            text(&self.status),
-            text(&self.registered_at),
+            text(self.status),
+            text(self.registered_at),
             Value::Integer(self.at_receipt.into()),
         ];
-        values.extend(self.origin.iter().map(text));
+        values.extend(self.origin.into_iter().map(text));
         values.extend([
             Value::Text(custom_fields),
             Value::Integer(self.attended.unwrap_or(0)),
-            text(&self.first_joined_at),
-            text(&self.last_left_at),
+            text(self.first_joined_at),
+            text(self.last_left_at),
             or_zero(self.join_count.total()?),
             self.secs.total()?,
             self.engaged.total()?,

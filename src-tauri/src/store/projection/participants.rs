@@ -126,11 +126,10 @@ pub fn rebuild(conn: &Connection) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     let mut registrations = conn.prepare(figures::REGISTRATIONS)?;
     let mut attendance = conn.prepare(figures::ATTENDANCE)?;
+    let columns = format!("webinar_uid, person_uid, sort_key, custom_field_keys, {FIGURE_COLUMNS}");
+    let parameters = vec!["?"; columns.split(',').count()].join(", ");
     let mut insert = conn.prepare(&format!(
-        "INSERT INTO participants (webinar_uid, person_uid, sort_key, custom_field_keys,
-            {FIGURE_COLUMNS})
-         VALUES ({})",
-        ["?"; 29].join(", ")
+        "INSERT INTO participants ({columns}) VALUES ({parameters})"
     ))?;
     for webinar in &webinars {
         let mut people = BTreeMap::new();
@@ -192,7 +191,7 @@ fn insert_in_order(
             Value::Text(sort_key),
             Value::Text(field_names(&custom_fields)?),
         ];
-        values.extend(figures.values(custom_fields)?);
+        values.extend(figures.into_values(custom_fields)?);
         insert.execute(rusqlite::params_from_iter(values))?;
     }
     Ok(())
