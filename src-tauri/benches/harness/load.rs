@@ -2,6 +2,7 @@
 //! N persistent connections each sending one request at a time, per-request latency in an HDR
 //! histogram. It must not judge the figures; `main` compares them with the targets.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,6 +137,71 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds a process has used, in all and by thread name (threads of one name summed).
+/// A thread that ended between two readings is in `total` only.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cpu {
+    pub total: f64,
+    pub by_thread: BTreeMap<String, f64>,
+}
+
+/// Linux reports CPU times in USER_HZ ticks, 100 a second on every architecture it supports.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Cpu {
+    /// Reads `/proc`; a process that is gone reads as zero.
+    pub fn of(pid: u32) -> Cpu {
+        let mut cpu = Cpu {
+            total: stat_seconds(&format!("/proc/{pid}/stat")).map_or(0.0, |(_, s)| s),
+            by_thread: BTreeMap::new(),
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            if let Some((name, seconds)) = stat_seconds(&task.path().join("stat").to_string_lossy())
+            {
+                *cpu.by_thread.entry(name).or_default() += seconds;
+            }
+        }
+        cpu
+    }
+
+    /// What was used between `earlier` and this reading.
+    pub fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            total: self.total - earlier.total,
+            by_thread: self
+                .by_thread
+                .iter()
+                .map(|(name, s)| {
+                    (
+                        name.clone(),
+                        s - earlier.by_thread.get(name).unwrap_or(&0.0),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Seconds used by threads of this name.
+    pub fn thread(&self, name: &str) -> f64 {
+        self.by_thread.get(name).copied().unwrap_or_default()
+    }
+}
+
+/// A thread's or process's name and user plus system time from a `stat` file.
+fn stat_seconds(path: &str) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The name is in parentheses and may itself contain spaces or parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of stat(5), utime 14 and stime 15.
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<f64>().ok();
+    Some((name, (ticks(14)? + ticks(15)?) / TICKS_PER_SECOND))
+}
+
 /// Runs a child to completion, returning its wall time.
 pub fn timed(command: &mut Command) -> anyhow::Result<(Duration, String)> {
     let started = Instant::now();
@@ -171,20 +237,30 @@ pub struct LoadResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU the server used during the run.
+    pub server_cpu: Cpu,
+    /// CPU seconds this process (the load generator) used during the run.
+    pub generator_cpu: f64,
 }
 
 /// One request to send: URL and body (`None` for a GET).
 pub type MakeRequest = Arc<dyn Fn(u64) -> (String, Option<String>) + Send + Sync>;
 
 /// `connections` workers, each with its own connection, send requests back to back for
-/// `duration`. Only a 200 counts as acknowledged.
-pub async fn run(connections: usize, duration: Duration, make: MakeRequest) -> LoadResult {
+/// `duration` to the server whose process is `server`. Only a 200 counts as acknowledged.
+pub async fn run(
+    server: u32,
+    connections: usize,
+    duration: Duration,
+    make: MakeRequest,
+) -> LoadResult {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
     let counter = Arc::new(AtomicU64::new(0));
+    let (server_before, generator_before) = (Cpu::of(server), Cpu::of(std::process::id()));
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..connections)
@@ -228,6 +304,8 @@ pub async fn run(connections: usize, duration: Duration, make: MakeRequest) -> L
         errors += failed;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu = Cpu::of(server).since(&server_before);
+    let generator_cpu = Cpu::of(std::process::id()).total - generator_before.total;
     let ms = |micros: u64| micros as f64 / 1000.0;
     LoadResult {
         connections,
@@ -238,6 +316,8 @@ pub async fn run(connections: usize, duration: Duration, make: MakeRequest) -> L
         p50_ms: ms(all.value_at_quantile(0.5)),
         p99_ms: ms(all.value_at_quantile(0.99)),
         max_ms: ms(all.max()),
+        server_cpu,
+        generator_cpu,
     }
 }
 

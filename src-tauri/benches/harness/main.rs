@@ -130,6 +130,37 @@ fn record_load(results: &mut Results, what: &str, r: &LoadResult) {
     results.add("ingest", name("p99"), r.p99_ms, "ms");
     results.add("ingest", name("max"), r.max_ms, "ms");
     results.add("ingest", name("errors"), r.errors as f64, "");
+    // CPU per acknowledged request shows what each request costs, which throughput alone
+    // hides on two cores shared with the load generator.
+    let per_request = |seconds: f64| seconds * 1e6 / r.ok.max(1) as f64;
+    let cpu = &r.server_cpu;
+    results.add(
+        "ingest",
+        name("server CPU per request"),
+        per_request(cpu.total),
+        "µs",
+    );
+    for (thread, label) in [
+        ("tokio-rt-worker", "HTTP workers"),
+        ("rollcall-writer", "writer"),
+        ("rollcall-checkp", "checkpointer"),
+    ] {
+        let seconds = cpu.thread(thread);
+        if seconds > 0.0 {
+            results.add(
+                "ingest",
+                name(&format!("  of which {label}")),
+                per_request(seconds),
+                "µs",
+            );
+        }
+    }
+    results.add(
+        "ingest",
+        name("load generator CPU per request"),
+        per_request(r.generator_cpu),
+        "µs",
+    );
 }
 
 /// A fresh data directory with one source per platform, added by the binary measured (an
@@ -190,14 +221,14 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
     );
     let mut acknowledged = 0;
     for connections in [64usize, 1000] {
-        let health = load::run(connections, duration, {
+        let health = load::run(serve.pid(), connections, duration, {
             let url = health_url.clone();
             Arc::new(move |_| (url.clone(), None))
         })
         .await;
         record_load(results, "healthz", &health);
         let tag = format!("{run_id}-{connections}");
-        let hooks = load::run(connections, duration, {
+        let hooks = load::run(serve.pid(), connections, duration, {
             let url = tagmango_url.clone();
             Arc::new(move |n| (url.clone(), Some(generate::tagmango_completed(&tag, n))))
         })
@@ -213,7 +244,7 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
         let lists = if options.only.as_deref() == Some("hooks") {
             None
         } else {
-            let lists = load::run(connections, duration, {
+            let lists = load::run(serve.pid(), connections, duration, {
                 let url = bigmarker_url.clone();
                 let tag = format!("{run_id}-{connections}");
                 Arc::new(move |n| {
