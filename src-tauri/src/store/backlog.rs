@@ -4,9 +4,12 @@
 //! burst of webhooks is thus acknowledged at the speed of the journal and projected moments
 //! later. After a crash the backlog is read back from the journal's `pending` rows.
 //!
+//! It also finds a waiting delivery by identity for the journal: waiting deliveries are not in
+//! the identity index (migration 16), so duplicates of them are recognised from here.
+//!
 //! It owns no transaction and no thread: the writer decides when to commit.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,10 @@ pub const LARGE_BODY: usize = 256 << 10;
 struct Pending {
     id: i64,
     body_len: usize,
+    identity: Arc<str>,
+    /// The waiting delivery `by_identity` gave for this identity before this one came: a copy
+    /// received earlier takes the original's place, and a rollback gives it back.
+    replaced: Option<i64>,
     /// The parse done on arrival, when kept.
     prepared: Option<Arc<Prepared>>,
 }
@@ -34,6 +41,8 @@ struct Pending {
 #[derive(Default)]
 pub struct Backlog {
     pending: VecDeque<Pending>,
+    /// The newest waiting delivery of each identity.
+    by_identity: HashMap<Arc<str>, i64>,
     kept_bytes: usize,
     /// Entries added since the last commit, dropped again if that commit fails.
     uncommitted: usize,
@@ -67,16 +76,16 @@ impl Backlog {
     pub fn recover(conn: &Connection) -> Result<Backlog> {
         let mut backlog = Backlog::default();
         let mut stmt = conn.prepare(
-            "SELECT id, length(body) FROM deliveries WHERE status = 'pending' ORDER BY id",
+            "SELECT id, length(body), identity FROM deliveries WHERE status = 'pending'
+             ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+        })?;
         for row in rows {
-            let (id, body_len) = row?;
-            backlog.pending.push_back(Pending {
-                id,
-                body_len: usize::try_from(body_len).unwrap_or(usize::MAX),
-                prepared: None,
-            });
+            let (id, body_len, identity) = row?;
+            let body_len = usize::try_from(body_len).unwrap_or(usize::MAX);
+            backlog.add(id, body_len, identity.into(), None);
         }
         if !backlog.is_empty() {
             tracing::info!(
@@ -105,6 +114,11 @@ impl Backlog {
         self.pending.len()
     }
 
+    /// The newest delivery waiting to be projected with this identity, if any.
+    pub fn waiting_with(&self, identity: &str) -> Option<i64> {
+        self.by_identity.get(identity).copied()
+    }
+
     /// Adds a delivery journaled in the transaction under way.
     pub fn push(&mut self, id: i64, prepared: Arc<Prepared>) {
         let body_len = prepared.delivery.body.len();
@@ -113,12 +127,26 @@ impl Backlog {
         if keep {
             self.kept_bytes += body_len;
         }
+        let identity = prepared.identity.as_str().into();
+        self.add(id, body_len, identity, keep.then_some(prepared));
+        self.uncommitted += 1;
+    }
+
+    fn add(
+        &mut self,
+        id: i64,
+        body_len: usize,
+        identity: Arc<str>,
+        prepared: Option<Arc<Prepared>>,
+    ) {
+        let replaced = self.by_identity.insert(identity.clone(), id);
         self.pending.push_back(Pending {
             id,
             body_len,
-            prepared: keep.then_some(prepared),
+            identity,
+            replaced,
+            prepared,
         });
-        self.uncommitted += 1;
     }
 
     /// Whether the next delivery to project has a large body.
@@ -186,6 +214,10 @@ impl Backlog {
             if pending.prepared.is_some() {
                 self.kept_bytes -= pending.body_len;
             }
+            // Projected, its identity is in the index now. A newer copy keeps its own entry.
+            if self.by_identity.get(&pending.identity) == Some(&pending.id) {
+                self.by_identity.remove(&pending.identity);
+            }
         }
         self.uncommitted = 0;
     }
@@ -197,6 +229,10 @@ impl Backlog {
                 if pending.prepared.is_some() {
                     self.kept_bytes -= pending.body_len;
                 }
+                match pending.replaced {
+                    Some(earlier) => self.by_identity.insert(pending.identity, earlier),
+                    None => self.by_identity.remove(&pending.identity),
+                };
             }
         }
         self.uncommitted = 0;
@@ -301,6 +337,98 @@ mod tests {
             }]
         );
         assert_eq!(statuses(&conn), ["duplicate", "projected"]);
+    }
+
+    fn in_identity_index(conn: &Connection, id: i64) -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM deliveries INDEXED BY deliveries_identity
+             WHERE id = ?1 AND status != 'pending'",
+            [id],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    }
+
+    #[test]
+    fn a_copy_of_a_waiting_delivery_is_a_duplicate_though_the_index_has_neither_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let mut backlog = Backlog::default();
+        let original = registrant(1);
+        let waiting = backlog.waiting_with(&original.identity);
+        let first = journal::append_beside(&conn, &original, waiting).unwrap();
+        backlog.push(first.delivery, original.clone());
+        backlog.committed(0);
+        assert!(!in_identity_index(&conn, first.delivery));
+
+        let waiting = backlog.waiting_with(&original.identity);
+        assert_eq!(waiting, Some(first.delivery));
+        let copy = journal::append_beside(&conn, &original, waiting).unwrap();
+        assert_eq!(copy.status, Status::Duplicate);
+        assert!(in_identity_index(&conn, copy.delivery));
+
+        let ample = Budget {
+            until: Instant::now() + Duration::from_secs(60),
+            large: false,
+        };
+        let slice = backlog.project(&conn, ample, || false).unwrap();
+        backlog.committed(slice.taken);
+        assert!(in_identity_index(&conn, first.delivery));
+        assert_eq!(backlog.waiting_with(&original.identity), None);
+        // Once projected, the index finds it.
+        let again = journal::append_beside(&conn, &original, None).unwrap();
+        assert_eq!(again.status, Status::Duplicate);
+    }
+
+    #[test]
+    fn a_rolled_back_earlier_copy_gives_the_waiting_original_its_place_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let mut backlog = Backlog::default();
+        let later = registrant(1);
+        let receipt = journal::append_beside(&conn, &later, None).unwrap();
+        backlog.push(receipt.delivery, later.clone());
+        backlog.committed(0);
+
+        let mut earlier = (*later).clone();
+        earlier.delivery.received_at -= chrono::Duration::seconds(5);
+        let tx = conn.transaction().unwrap();
+        let waiting = backlog.waiting_with(&earlier.identity);
+        let displacing = journal::append_beside(&tx, &earlier, waiting).unwrap();
+        backlog.push(displacing.delivery, Arc::new(earlier));
+        assert_eq!(
+            backlog.waiting_with(&later.identity),
+            Some(displacing.delivery)
+        );
+        drop(tx);
+        backlog.rolled_back();
+
+        assert_eq!(
+            backlog.waiting_with(&later.identity),
+            Some(receipt.delivery)
+        );
+        let copy = journal::append_beside(&conn, &later, backlog.waiting_with(&later.identity));
+        assert_eq!(copy.unwrap().status, Status::Duplicate);
+    }
+
+    #[test]
+    fn a_recovered_backlog_knows_its_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let waiting = registrant(1);
+        let receipt = journal::append(&conn, &waiting).unwrap();
+        assert_eq!(receipt.status, Status::Pending);
+        assert_eq!(
+            journal::waiting_with_identity(&conn, &waiting.identity).unwrap(),
+            Some(receipt.delivery)
+        );
+        let recovered = Backlog::recover(&conn).unwrap();
+        assert_eq!(
+            recovered.waiting_with(&waiting.identity),
+            Some(receipt.delivery)
+        );
+        assert_eq!(recovered.waiting_with(&registrant(2).identity), None);
     }
 
     #[test]

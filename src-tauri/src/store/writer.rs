@@ -404,7 +404,8 @@ fn commit(
                 receipts.push(None);
                 continue;
             }
-            let receipt = journal::append(&tx, prepared)?;
+            let waiting = backlog.waiting_with(&prepared.identity);
+            let receipt = journal::append_beside(&tx, prepared, waiting)?;
             if receipt.status == Status::Pending {
                 backlog.push(receipt.delivery, prepared.clone());
             }
