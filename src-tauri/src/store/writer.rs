@@ -1,11 +1,11 @@
 //! The writer thread: the only connection that writes. It takes deliveries from a queue in
 //! batches and journals each batch in one transaction (group commit: a burst of a thousand
 //! webhooks costs a handful of fsyncs), then answers every waiting request. When nothing was
-//! waiting to be projected, the same transaction projects the batch (for a quarter of the time
-//! it took, at least one delivery): a lone webhook is in the reports when its 200 goes out.
-//! During a burst the backlog (`store::backlog`) is projected in slices of its own, paced to a
-//! quarter of the writer's time, and as soon as the writer is idle: the burst is acknowledged
-//! at the journal's speed and projected moments later.
+//! waiting to be projected, the same transaction projects the batch (at least one delivery,
+//! more within the projection's share of the batch's time): a lone webhook is in the reports
+//! when its 200 goes out. During a burst the backlog (`store::backlog`) is projected in slices
+//! of their own, paced to an eighth of the writer's time, and whenever the writer is idle: the
+//! burst is acknowledged at the journal's speed and projected moments later.
 //!
 //! A delivery authenticated from the receiver's memory of sources is journaled only if its
 //! source still has the revision it was authenticated against, checked in the batch's own
