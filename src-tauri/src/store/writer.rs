@@ -220,7 +220,10 @@ fn run(
             tracing::error!("a batch panicked in the writer; its requests were refused");
         }
         checkpoints.committed(&conn);
-        if !quiet {
+        if backlog.is_empty() {
+            // Nothing waits (a task drained it, or the batch projected itself): nothing is owed.
+            pace.settled();
+        } else if !quiet {
             pace.earned(started.elapsed());
             if let Some(slice) = backlog.ready().then(|| pace.due()).flatten() {
                 project_alone(&mut conn, &mut backlog, slice, None, announcer);
@@ -255,7 +258,7 @@ impl Pace {
         (self.owed >= PROJECTION_SLICE).then(|| std::mem::take(&mut self.owed).min(IDLE_SLICE))
     }
 
-    /// The writer projected while idle: nothing is owed.
+    /// The writer projected while idle, or nothing waits: nothing is owed.
     fn settled(&mut self) {
         self.owed = Duration::ZERO;
     }
