@@ -473,6 +473,7 @@ async fn store(options: &Options, results: &mut Results) -> anyhow::Result<()> {
     };
     let dir = cache_dir(spec);
     let ready = dir.join("ready");
+    let reindex = || load::timed(load::rollcall().arg("--data-dir").arg(&dir).arg("reindex"));
     if !ready.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -487,15 +488,32 @@ async fn store(options: &Options, results: &mut Results) -> anyhow::Result<()> {
             "",
         );
         results.add("store", "journal generation time", seconds, "s");
+        // The generated journal was never projected: its first reindex also sets every
+        // delivery's status and builds the projection from nothing. Reported apart, since the
+        // reindex an organizer runs (after an upgrade) is of a store already projected.
+        let (took, said) = reindex()?;
+        eprintln!("{}", said.trim());
+        std::fs::write(&ready, said)?;
+        results.add("store", "first projection time", took.as_secs_f64(), "s");
+        results.add(
+            "store",
+            "first projection of the generated journal (reindex setting every status)",
+            written as f64 / took.as_secs_f64(),
+            "deliveries/s",
+        );
     }
     let deliveries: i64 = open_read_only(&database_path(&dir), &StoreOptions::default())?
         .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?;
-    let (took, said) = load::timed(load::rollcall().arg("--data-dir").arg(&dir).arg("reindex"))?;
+    let (took, said) = reindex()?;
     eprintln!("{}", said.trim());
-    std::fs::write(&ready, said)?;
     let per_second = deliveries as f64 / took.as_secs_f64();
     results.add("store", "deliveries in the store", deliveries as f64, "");
-    results.add("store", "reindex time", took.as_secs_f64(), "s");
+    results.add(
+        "store",
+        "reindex time (store already projected)",
+        took.as_secs_f64(),
+        "s",
+    );
     results.target(
         "store",
         "reindex",
