@@ -148,6 +148,19 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
+/// `or`: the value of `self`, else that of `other`, for values a platform gives in two places.
+macro_rules! or_else {
+    ($($type:ident),*) => {
+        $(impl $type {
+            pub fn or(self, other: Self) -> Self {
+                $type(self.0.or(other.0))
+            }
+        })*
+    };
+}
+
+or_else!(Text, Count, Decimal, Flag);
+
 /// A list that may arrive as `null`, a single object, or not at all: always a `Vec`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct List<T>(pub Vec<T>);

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::body::{self, decode};
 use super::lenient::{Count, Decimal, Flag, List, Loose, Text};
@@ -53,13 +54,36 @@ struct Body {
     attendee: Loose<Attendee>,
 }
 
-/// A JSON:API resource; its attributes are read once the event name says what they are.
+/// A JSON:API resource; its attributes are kept as their text and read once the event name
+/// says what they are. Read into a `serde_json::Value` first, a registration's attributes
+/// became a tree of maps that was then read again, a fifth of a reindex's parsing.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Resource {
     id: Text,
-    attributes: Loose<Map<String, Value>>,
+    attributes: Option<Box<RawValue>>,
     meta: Loose<Meta>,
+}
+
+impl Resource {
+    /// The attributes' text; none is an empty object.
+    fn attributes(&self) -> &str {
+        self.attributes.as_deref().map_or("{}", RawValue::get)
+    }
+}
+
+/// The attributes' own `updated_at`, which orders a resource's events.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Stamp {
+    updated_at: Option<Value>,
+}
+
+/// The `registrant_detail` of a `people` resource.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Detail {
+    registrant_detail: Loose<Attendee>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,14 +201,48 @@ struct Attendee {
     fields: Option<Value>,
 }
 
+impl Attendee {
+    /// Each field of `self`, or of `other` where `self` has none.
+    fn or(self, other: Attendee) -> Attendee {
+        Attendee {
+            identify: self.identify.or(other.identify),
+            role: self.role.or(other.role),
+            first_name: self.first_name.or(other.first_name),
+            last_name: self.last_name.or(other.last_name),
+            email: self.email.or(other.email),
+            created_at: self.created_at.or(other.created_at),
+            event_id: self.event_id.or(other.event_id),
+            session_id: self.session_id.or(other.session_id),
+            connection_link: self.connection_link.or(other.connection_link),
+            is_attendance: self.is_attendance.or(other.is_attendance),
+            attendance_rate: self.attendance_rate.or(other.attendance_rate),
+            attendance_duration: self.attendance_duration.or(other.attendance_duration),
+            is_guest_speaker: self.is_guest_speaker.or(other.is_guest_speaker),
+            referrer: self.referrer.or(other.referrer),
+            utm_source: self.utm_source.or(other.utm_source),
+            utm_medium: self.utm_medium.or(other.utm_medium),
+            utm_term: self.utm_term.or(other.utm_term),
+            utm_content: self.utm_content.or(other.utm_content),
+            utm_campaign: self.utm_campaign.or(other.utm_campaign),
+            ip_city: self.ip_city.or(other.ip_city),
+            ip_country_name: self.ip_country_name.or(other.ip_country_name),
+            ip_country_code: self.ip_country_code.or(other.ip_country_code),
+            messages_count: self.messages_count.or(other.messages_count),
+            questions_count: self.questions_count.or(other.questions_count),
+            votes_count: self.votes_count.or(other.votes_count),
+            up_votes_count: self.up_votes_count.or(other.up_votes_count),
+            fields: self.fields.or(other.fields),
+        }
+    }
+}
+
 /// Understands one Livestorm delivery.
 pub fn parse(delivery: &Delivery<'_>) -> Result<Understanding, ParseError> {
     let trigger = delivery.trigger.map(native_trigger).transpose()?;
-    let mut body: Body = decode(delivery)?;
+    let body: Body = decode(delivery)?;
     if let Some(resource) = &body.data.0 {
         let name = event_name(&body, resource)
             .ok_or_else(|| unknown_shape(delivery, "JSON:API body without meta.webhook.event"))?;
-        let resource = body.data.0.take().unwrap_or_default();
         return json_api(resource, &name, delivery);
     }
     if body.webinar.0.is_none() && body.attendee.0.is_none() {
@@ -207,12 +265,7 @@ pub fn event_id(delivery: &Delivery<'_>) -> Option<String> {
     let id = resource.id.as_deref()?;
     let name = event_name(&body, resource)?;
     let session = match name.starts_with("people.") {
-        true => resource
-            .attributes
-            .0
-            .clone()
-            .map(person_attributes)
-            .and_then(|a| a.session_id.0),
+        true => person_attributes(resource.attributes()).session_id.0,
         false => None,
     };
     Some(match session {
@@ -232,14 +285,15 @@ fn event_name(body: &Body, resource: &Resource) -> Option<String> {
 // ---- JSON:API (REST webhooks) ----
 
 fn json_api(
-    mut resource: Resource,
+    resource: &Resource,
     name: &str,
     delivery: &Delivery<'_>,
 ) -> Result<Understanding, ParseError> {
-    // Taken, not copied: copying the attributes was a fifth of parsing a Livestorm body.
-    let attributes = resource.attributes.0.take().unwrap_or_default();
-    let resource = &resource;
-    let observed_at = attributes.get("updated_at").and_then(epoch_value);
+    let attributes = resource.attributes();
+    let observed_at = read::<Stamp>(attributes)
+        .updated_at
+        .as_ref()
+        .and_then(epoch_value);
     let mut warnings = Vec::new();
     let facts = match name {
         "event.created" | "event.published" => {
@@ -426,22 +480,22 @@ fn people_facts(
 }
 
 /// People attributes with `registrant_detail` laid over them, since Livestorm places some values
-/// in either. The person's own `created_at`/`updated_at` (when the account was made or touched)
-/// are left out so they are never taken for the registration's.
-fn person_attributes(mut attributes: Map<String, Value>) -> Attendee {
-    let detail = attributes.remove("registrant_detail");
-    attributes.remove("created_at");
-    attributes.remove("updated_at");
-    if let Some(Value::Object(detail)) = detail {
-        attributes.extend(detail.into_iter().filter(|(_, v)| !v.is_null()));
-    }
-    read(attributes)
+/// in either: what the detail gives is taken over what the person gives. The person's own
+/// `created_at` (when the account was made) is left out so it is never taken for the
+/// registration's.
+fn person_attributes(attributes: &str) -> Attendee {
+    let person = Attendee {
+        created_at: Text::default(),
+        ..read(attributes)
+    };
+    let detail = read::<Detail>(attributes).registrant_detail.0;
+    detail.unwrap_or_default().or(person)
 }
 
-/// Attribute maps read as their struct; every field is lenient, so only a non-object fails,
-/// and that reads as all-absent.
-fn read<T: Default + serde::de::DeserializeOwned>(attributes: Map<String, Value>) -> T {
-    serde_json::from_value(Value::Object(attributes)).unwrap_or_default()
+/// Attributes read as their struct; every field is lenient, so only a non-object (or a field
+/// given twice) fails, and that reads as all-absent.
+fn read<T: Default + serde::de::DeserializeOwned>(attributes: &str) -> T {
+    serde_json::from_str(attributes).unwrap_or_default()
 }
 
 // ---- native integration ----
@@ -1132,6 +1186,40 @@ mod tests {
             );
             assert_eq!(facts[0].session(), Some("s1"));
         }
+    }
+
+    #[test]
+    fn where_both_give_a_value_the_registrant_detail_wins() {
+        let body = people(
+            "people.attended",
+            r#"{"email":"a@b.co","event_id":"e1","session_id":"s0","attendance_duration":60,
+                "messages_count":2,"updated_at":1700000000,
+                "registrant_detail":{"session_id":"s1","attendance_duration":null,
+                "messages_count":"7","updated_at":1800000000}}"#,
+        );
+        let Ok(Understanding::Facts {
+            facts, observed_at, ..
+        }) = parse_with(None, &body)
+        else {
+            panic!("expected facts")
+        };
+        let Fact::AttendanceSummary {
+            duration_secs,
+            engagement,
+            ..
+        } = &facts[1]
+        else {
+            panic!("{facts:?}")
+        };
+        assert_eq!(facts[0].session(), Some("s1"));
+        assert_eq!(
+            *duration_secs,
+            Some(60),
+            "a null in the detail leaves the person's"
+        );
+        assert_eq!(engagement.as_ref().unwrap().messages, Some(7));
+        // The resource's own update time orders its events, not the detail's.
+        assert_eq!(observed_at.unwrap().timestamp(), 1_700_000_000);
     }
 
     #[test]

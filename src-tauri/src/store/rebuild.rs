@@ -55,7 +55,9 @@ fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
     copy_journal(&conn)?;
     conn.execute_batch("DETACH DATABASE old")?;
     tracing::info!(secs = started.elapsed().as_secs_f64(), "copied the journal");
-    conn.pragma_update(None, "foreign_keys", true)?;
+    // Foreign keys stay off for the projection too: every row it writes names a delivery it
+    // has just read from the copied journal, and checking that again for each of 3,000,000
+    // rows was about 3 % of the rebuild (one pair of runs). Incremental projection keeps them on.
     let started = Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let report = journal::reindex(&tx)?;
