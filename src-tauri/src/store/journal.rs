@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -545,11 +546,14 @@ pub fn reparse(conn: &Connection, id: i64) -> Result<Prepared> {
 }
 
 fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
-    let platform: String = row.get(0)?;
-    let received_at: String = row.get(3)?;
-    let via: String = row.get(4)?;
-    let headers: String = row.get(6)?;
-    let zone: String = row.get(8)?;
+    // Text read where it lies in the row: a reindex reads 1,000,000 of them.
+    let text = |index: usize| -> rusqlite::Result<&str> {
+        row.get_ref(index)?
+            .as_str()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, e.into()))
+    };
+    let (platform, received_at, via) = (text(0)?, text(3)?, text(4)?);
+    let (headers, zone) = (text(6)?, text(8)?);
     let body: Vec<u8> = row.get(7)?;
     let trigger = row.get(2)?;
     let source_id = row.get(1)?;
@@ -560,14 +564,14 @@ fn stored_delivery(row: &Row<'_>) -> rusqlite::Result<Result<NewDelivery>> {
             platform: platform.parse().map_err(|_| corrupt("platform"))?,
             source_id,
             trigger,
-            received_at: parse_time(&received_at).ok_or_else(|| corrupt("received_at"))?,
-            via: match via.as_str() {
+            received_at: parse_time(received_at).ok_or_else(|| corrupt("received_at"))?,
+            via: match via {
                 "import" => Via::Import,
                 "self_test" => Via::SelfTest,
                 _ => Via::Webhook,
             },
             content_type,
-            headers: serde_json::from_str(&headers)?,
+            headers: serde_json::from_str(headers)?,
             body: Bytes::from(body),
             time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
         })
