@@ -299,6 +299,78 @@ fn reindex_into_a_fresh_file_keeps_the_journal_and_reproduces_the_projection() {
     assert_eq!(mode, "wal");
 }
 
+/// Every column of every facts row, delivery ids included (a reindex keeps them).
+fn all_facts(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare("SELECT * FROM facts ORDER BY delivery_id, ordinal")
+        .unwrap();
+    let width = stmt.column_count();
+    let mut rows = stmt.query([]).unwrap();
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        let values: Vec<rusqlite::types::Value> = (0..width).map(|i| row.get(i).unwrap()).collect();
+        all.push(format!("{values:?}"));
+    }
+    all
+}
+
+/// A reindex copies the facts with the journal, then makes each delivery's rows the ones its
+/// facts give today: rows that differ, are missing or are one too many, and rows of deliveries
+/// not projected or not there at all, end as a projection from scratch writes them.
+#[test]
+fn reindex_makes_the_copied_facts_exactly_what_the_deliveries_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_path(dir.path());
+    let conn = store_with(&path, &scenario::deliveries());
+    let (projection, facts) = (dump(&conn, true), all_facts(&conn));
+    let ids = |sql: &str| -> Vec<i64> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let projected = ids("SELECT DISTINCT delivery_id FROM facts ORDER BY 1");
+    let not_projected = ids("SELECT id FROM deliveries WHERE status <> 'projected'
+         AND id < (SELECT max(delivery_id) FROM facts) ORDER BY id");
+    let beyond = ids("SELECT max(id) + 1 FROM deliveries")[0];
+    assert!(projected.len() > 5 && !not_projected.is_empty());
+    let copy_of = |delivery: i64, to: &str| {
+        format!(
+            "INSERT INTO facts SELECT {to}, ordinal, kind, webinar_uid, session_uid, person_uid,
+                at, at_basis, version, body FROM facts WHERE delivery_id = {delivery};"
+        )
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF;
+         UPDATE facts SET body = body || ' ' WHERE delivery_id = {0} AND ordinal = 0;
+         DELETE FROM facts WHERE delivery_id = {1};
+         INSERT INTO facts SELECT delivery_id, 99, kind, webinar_uid, session_uid, person_uid,
+            at, at_basis, version, body FROM facts WHERE delivery_id = {2} AND ordinal = 0;
+         UPDATE facts SET version = '[0,0,0]' WHERE delivery_id = {3};
+         {4} {5}",
+        projected[0],
+        projected[1],
+        projected[2],
+        projected[projected.len() - 1],
+        copy_of(projected[3], &not_projected[0].to_string()),
+        copy_of(projected[3], &beyond.to_string()),
+    ))
+    .unwrap();
+    assert_ne!(all_facts(&conn), facts);
+    drop(conn);
+
+    rebuild::reindex(dir.path(), &StoreOptions::default()).unwrap();
+    let conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(all_facts(&conn), facts);
+    assert_eq!(dump(&conn, true), projection);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
 #[test]
 fn reindex_refuses_a_journal_table_whose_columns_differ_and_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,7 +37,8 @@ pub fn reindex(data_dir: &Path, options: &StoreOptions) -> Result<ReindexReport>
     Ok(report)
 }
 
-/// Copies what is not projection from `old` into `fresh`, then projects the journal there.
+/// Copies what is not projection from `old` into `fresh`, with the facts, then projects the
+/// journal there.
 fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
     let mut conn = Connection::open(fresh)?;
     // Nothing else can see this file until it is complete: no WAL, no rollback journal, no
@@ -74,7 +75,8 @@ fn build(old: &Path, fresh: &Path) -> Result<ReindexReport> {
     Ok(report)
 }
 
-/// Every table but the projected ones, row for row.
+/// Every table but the projected ones, row for row, and the facts, which the projection then
+/// corrects where today's parsers read a delivery differently (`projection::Rebuild`).
 fn copy_journal(conn: &Connection) -> Result<()> {
     let tables: Vec<String> = conn
         .prepare(
@@ -86,7 +88,7 @@ fn copy_journal(conn: &Connection) -> Result<()> {
     let tx = conn.unchecked_transaction()?;
     for table in tables
         .iter()
-        .filter(|t| !PROJECTED_TABLES.contains(&t.as_str()))
+        .filter(|t| *t == "facts" || !PROJECTED_TABLES.contains(&t.as_str()))
     {
         let old = columns(&tx, "old", table)?;
         if old != columns(&tx, "main", table)? {

@@ -10,6 +10,7 @@
 
 mod audience;
 mod entities;
+mod fact_rows;
 mod figures;
 mod merge;
 pub mod participants;
@@ -22,6 +23,7 @@ use rusqlite::{params, Connection};
 
 pub use entities::PersonAtWebinar;
 use entities::{AttendanceFold, PersonFold, RegistrationFold, SessionFold, WebinarFold};
+use fact_rows::{Carried, FactRow, FactsOut};
 pub use merge::Version;
 
 use super::{format_time, Result, StoreError};
@@ -42,7 +44,8 @@ pub fn apply(
     facts: &[Fact],
 ) -> Result<()> {
     let mut work = WorkSet::default();
-    work.fold_in(conn, delivery_id, identity, observed_at, facts)?;
+    let delivery = (delivery_id, identity, observed_at);
+    work.fold_in(conn, delivery, facts, &mut FactsOut::Insert)?;
     work.save(conn, true)?;
     audience::refresh(conn, &work.pairs())?;
     participants::refresh(conn, &participants::pairs(facts)?)?;
@@ -92,30 +95,32 @@ const REBUILD_HELD: usize = 250_000;
 /// webinars, sessions and people across the whole journal, up to [`REBUILD_HELD`]; a row is
 /// looked for only if an earlier chunk wrote it. Secondary indexes are dropped while it runs and
 /// built again at the end; the audience and participants summaries are computed once from the
-/// finished tables. The result is the one [`apply`] builds delivery by
-/// delivery.
+/// finished tables. Facts the table already holds are kept where they are still right
+/// ([`fact_rows`]). The result is the one [`apply`] builds delivery by delivery.
 pub struct Rebuild {
     work: WorkSet,
     unsaved: usize,
     indexes: Vec<String>,
+    facts: FactsOut,
 }
 
 impl Rebuild {
-    /// Empties the projected tables and drops their secondary indexes.
+    /// Empties the projected tables and drops their secondary indexes, but for the facts
+    /// table, which is made right delivery by delivery if it holds any (a reindex copies it).
     pub fn start(conn: &Connection) -> Result<Rebuild> {
-        let indexes: Vec<(String, String)> = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
-                 AND tbl_name IN (SELECT value FROM json_each(?1))",
-            )?
-            .query_map([serde_json::to_string(&PROJECTED_TABLES)?], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let carried: bool =
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM facts)", [], |row| row.get(0))?;
+        let emptied: Vec<&str> = PROJECTED_TABLES
+            .into_iter()
+            .filter(|table| !(carried && *table == "facts"))
+            .collect();
+        let indexes = secondary_indexes(conn, &emptied)?;
         for (name, _) in &indexes {
             conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
         }
-        clear(conn)?;
+        for table in emptied {
+            conn.execute_batch(&format!("DELETE FROM \"{table}\""))?;
+        }
         Ok(Rebuild {
             work: WorkSet {
                 mode: Mode::Rebuild(Written::default()),
@@ -123,6 +128,10 @@ impl Rebuild {
             },
             unsaved: 0,
             indexes: indexes.into_iter().map(|(_, sql)| sql).collect(),
+            facts: match carried {
+                true => FactsOut::Reconcile(Carried::new(secondary_indexes(conn, &["facts"])?)),
+                false => FactsOut::Insert,
+            },
         })
     }
 
@@ -136,8 +145,8 @@ impl Rebuild {
         observed_at: DateTime<Utc>,
         facts: &[Fact],
     ) -> Result<()> {
-        self.work
-            .fold_in(conn, delivery_id, identity, observed_at, facts)?;
+        let delivery = (delivery_id, identity, observed_at);
+        self.work.fold_in(conn, delivery, facts, &mut self.facts)?;
         self.unsaved += 1;
         if self.unsaved >= REBUILD_CHUNK {
             self.work.write_out(conn, false)?;
@@ -152,6 +161,8 @@ impl Rebuild {
     /// one kept up row by row was a third of the participants summary's time.
     pub fn finish(mut self, conn: &Connection) -> Result<()> {
         self.work.write_out(conn, true)?;
+        let dropped = self.facts.finish(conn)?;
+        self.indexes.extend(dropped);
         let started = std::time::Instant::now();
         participants::rebuild(conn)?;
         audience::rebuild(conn)?;
@@ -171,6 +182,19 @@ impl Rebuild {
     }
 }
 
+/// The secondary indexes of `tables`: each one's name and statement.
+fn secondary_indexes(conn: &Connection, tables: &[&str]) -> Result<Vec<(String, String)>> {
+    Ok(conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
+             AND tbl_name IN (SELECT value FROM json_each(?1))",
+        )?
+        .query_map([serde_json::to_string(tables)?], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 /// Removes one delivery's facts and refolds everything they touched from the facts that
 /// remain (used when a delivery turns out to be a duplicate, or is reprocessed).
 pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
@@ -188,47 +212,6 @@ pub fn retract(conn: &Connection, delivery_id: i64) -> Result<()> {
     refold(conn, touched)?;
     participants::refresh(conn, &pairs)?;
     advance_revision(conn)
-}
-
-/// Empties every projected table, before a rebuild from the journal.
-pub fn clear(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "DELETE FROM facts; DELETE FROM webinars; DELETE FROM sessions; DELETE FROM people;
-         DELETE FROM people_search;
-         DELETE FROM registrations; DELETE FROM attendance;
-         DELETE FROM audience; DELETE FROM webinar_counts; DELETE FROM person_counts;
-         DELETE FROM participants;",
-    )?;
-    advance_revision(conn)
-}
-
-fn insert_fact(
-    conn: &Connection,
-    delivery_id: i64,
-    ordinal: u32,
-    fact: &Fact,
-    keys: &Keys,
-    version: Version,
-) -> Result<()> {
-    let (at, basis) = timeline_position(fact);
-    conn.prepare_cached(
-        "INSERT INTO facts (delivery_id, ordinal, kind, webinar_uid, session_uid, person_uid, at,
-            at_basis, version, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        delivery_id,
-        ordinal,
-        fact.kind(),
-        keys.webinar,
-        keys.session,
-        keys.person,
-        at,
-        basis,
-        serde_json::to_string(&version)?,
-        serde_json::to_string(fact)?,
-    ])?;
-    Ok(())
 }
 
 /// Where a fact sits on the timeline: its own moment, the creation time a webinar's details
@@ -291,6 +274,9 @@ fn facts_where(
     }
     Ok(facts)
 }
+
+/// A delivery as the projection needs it: its id, its identity and when it was observed.
+type Delivery<'a> = (i64, &'a str, DateTime<Utc>);
 
 /// Entity keys a set of facts touches.
 #[derive(Debug, Default)]
@@ -447,24 +433,29 @@ fn fold_for<K: Eq + Hash + Clone, F: Default>(
 }
 
 impl WorkSet {
-    /// Records one delivery's facts and folds them in.
+    /// Records one delivery's facts (their rows go to `out`) and folds them in.
     fn fold_in(
         &mut self,
         conn: &Connection,
-        delivery_id: i64,
-        identity: &str,
-        observed_at: DateTime<Utc>,
+        (delivery_id, identity, observed_at): Delivery,
         facts: &[Fact],
+        out: &mut FactsOut,
     ) -> Result<()> {
         // Every fact's keys first: a fact naming a person with no email and no id refuses the
         // delivery before anything is written.
         let keys = facts.iter().map(Keys::of).collect::<Result<Vec<_>>>()?;
         let delivery = Version::new(observed_at, identity);
-        for (ordinal, (fact, keys)) in facts.iter().zip(keys).enumerate() {
-            let ordinal = u32::try_from(ordinal).unwrap_or(u32::MAX);
-            let version = delivery.of_fact(ordinal);
-            insert_fact(conn, delivery_id, ordinal, fact, &keys, version)?;
-            self.merge(conn, fact, keys, version, delivery_id)?;
+        let ordinals = (0..).map(|o: usize| u32::try_from(o).unwrap_or(u32::MAX));
+        let rows = facts
+            .iter()
+            .zip(&keys)
+            .zip(ordinals.clone())
+            .map(|((fact, keys), o)| FactRow::new(o, fact, keys, delivery.of_fact(o)))
+            .collect::<Result<Vec<_>>>()?;
+        out.write(conn, delivery_id, &rows)?;
+        drop(rows);
+        for ((fact, keys), ordinal) in facts.iter().zip(keys).zip(ordinals) {
+            self.merge(conn, fact, keys, delivery.of_fact(ordinal), delivery_id)?;
         }
         Ok(())
     }
