@@ -315,8 +315,9 @@ fn all_facts(conn: &Connection) -> Vec<String> {
 }
 
 /// A reindex copies the facts with the journal, then makes each delivery's rows the ones its
-/// facts give today: rows that differ, are missing or are one too many, and rows of deliveries
-/// not projected or not there at all, end as a projection from scratch writes them.
+/// facts give today: rows that differ (in text or in type), are missing or are one too many, and
+/// rows of deliveries not projected or not there at all, end as a projection from scratch
+/// writes them.
 #[test]
 fn reindex_makes_the_copied_facts_exactly_what_the_deliveries_give() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,6 +350,9 @@ fn reindex_makes_the_copied_facts_exactly_what_the_deliveries_give() {
          INSERT INTO facts SELECT delivery_id, 99, kind, webinar_uid, session_uid, person_uid,
             at, at_basis, version, body FROM facts WHERE delivery_id = {2} AND ordinal = 0;
          UPDATE facts SET version = '[0,0,0]' WHERE delivery_id = {3};
+         UPDATE facts SET body = CAST(body AS BLOB) WHERE delivery_id = {6};
+         UPDATE facts SET session_uid = X'00' WHERE session_uid IS NULL AND delivery_id =
+            (SELECT min(delivery_id) FROM facts WHERE session_uid IS NULL AND delivery_id > {6});
          {4} {5}",
         projected[0],
         projected[1],
@@ -356,6 +360,7 @@ fn reindex_makes_the_copied_facts_exactly_what_the_deliveries_give() {
         projected[projected.len() - 1],
         copy_of(projected[3], &not_projected[0].to_string()),
         copy_of(projected[3], &beyond.to_string()),
+        projected[4],
     ))
     .unwrap();
     assert_ne!(all_facts(&conn), facts);

@@ -10,6 +10,7 @@
 //!
 //! It folds nothing and decides nothing: each row says what its fact says.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection};
 
 use super::{timeline_position, Keys, Version};
@@ -69,19 +70,25 @@ impl<'a> FactRow<'a> {
 
     /// Whether a row of [`STORED`] holds exactly this row, compared where it lies.
     fn is_stored_as(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<bool> {
-        let text = |index: usize| -> rusqlite::Result<Option<&str>> {
-            Ok(row.get_ref(index)?.as_str_or_null().ok().flatten())
+        // `Some(None)` for NULL, `Some(Some(text))` for text, `None` for anything else, which
+        // no row of ours holds: it matches nothing.
+        let text = |index: usize| -> rusqlite::Result<Option<Option<&str>>> {
+            Ok(match row.get_ref(index)? {
+                ValueRef::Null => Some(None),
+                ValueRef::Text(text) => std::str::from_utf8(text).ok().map(Some),
+                _ => None,
+            })
         };
-        let ordinal: i64 = row.get(0)?;
-        Ok(ordinal == i64::from(self.ordinal)
-            && text(1)? == Some(self.kind)
-            && text(2)? == Some(self.webinar)
-            && text(3)? == self.session
-            && text(4)? == self.person
-            && text(5)? == self.at.as_deref()
-            && text(6)? == self.basis.as_deref()
-            && text(7)? == Some(self.version.as_str())
-            && text(8)? == Some(self.body.as_str()))
+        let ordinal = row.get_ref(0)?;
+        Ok(ordinal == ValueRef::Integer(i64::from(self.ordinal))
+            && text(1)? == Some(Some(self.kind))
+            && text(2)? == Some(Some(self.webinar))
+            && text(3)? == Some(self.session)
+            && text(4)? == Some(self.person)
+            && text(5)? == Some(self.at.as_deref())
+            && text(6)? == Some(self.basis.as_deref())
+            && text(7)? == Some(Some(self.version.as_str()))
+            && text(8)? == Some(Some(self.body.as_str())))
     }
 }
 
