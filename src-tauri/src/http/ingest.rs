@@ -278,7 +278,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(IngestError::TooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let body = axum::body::to_bytes(body, limit).await.map_err(|error| {
         let too_large = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -286,7 +286,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         } else {
             IngestError::BadBody(error.to_string())
         }
-    })
+    })?;
+    // A body that came in one read is a slice of hyper's read buffer, and would keep all of it
+    // alive until the delivery is projected, which during a burst is seconds later: hyper then
+    // takes fresh memory for every request (page faults were a tenth of the workers' time under
+    // load). A copy of its own frees the buffer for the connection's next request.
+    Ok(Bytes::copy_from_slice(&body))
 }
 
 async fn prepare(delivery: NewDelivery) -> Result<Prepared, IngestError> {
