@@ -14,6 +14,7 @@ pub mod projection;
 pub mod rebuild;
 pub mod sources;
 pub mod subscriptions;
+mod syncer;
 pub mod tunnel_urls;
 pub mod writer;
 

@@ -11,10 +11,12 @@
 //! source still has the revision it was authenticated against, checked in the batch's own
 //! transaction, so a source changed by any process holds from the next delivery.
 //!
-//! A request is answered only after its batch is committed, so a 200 always means the raw
-//! delivery is on disk. When a commit fails (disk full, database locked by another process),
-//! every request of the batch gets a transient error and its sender retries; nothing was
-//! half-written, because the transaction rolled back.
+//! A request is answered only after its batch is committed and the write-ahead log fsynced, so
+//! a 200 always means the raw delivery is on disk. The fsync is the syncer's (`store::syncer`):
+//! the writer commits without it and goes on with the next batch while the disk works. Tasks
+//! commit with the fsync, as any other writer does. When a commit fails (disk full, database
+//! locked by another process), every request of the batch gets a transient error and its sender
+//! retries; nothing was half-written, because the transaction rolled back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,6 +33,7 @@ use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
 use super::sources::{self, Rejection, SourceCheck};
+use super::syncer::{self, Syncer, SyncerThread};
 use super::{open_writer, Result, StoreError, StoreOptions};
 
 /// Requests waiting beyond this apply backpressure to the HTTP handlers.
@@ -76,6 +79,8 @@ enum Job {
     Record(Record),
     Reject(Rejection, String),
     Run(Task),
+    /// From the syncer: the last sync is done, so a transaction kept open for it commits.
+    Synced,
 }
 
 /// What the writer committed, announced to whoever listens (the dashboard's live stream).
@@ -100,14 +105,16 @@ pub struct Writer {
 pub struct WriterThread {
     writer: JoinHandle<()>,
     checkpoints: CheckpointThread,
+    syncer: SyncerThread,
 }
 
 impl WriterThread {
-    /// Waits until the queue is drained and the last batch is committed.
+    /// Waits until the queue is drained and the last batch is committed and answered.
     pub fn join(self) {
         if self.writer.join().is_err() {
             tracing::error!("the writer thread panicked while stopping");
         }
+        self.syncer.join();
         self.checkpoints.join();
     }
 }
@@ -119,15 +126,25 @@ impl Writer {
         let backlog = Backlog::recover(&conn)?;
         let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path)?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        // Weak: the queue closes, and the writer stops, once the handles are gone.
+        let tell = jobs.downgrade();
+        let (syncer, syncer_thread) = syncer::start(path, move || {
+            // A full queue wakes the writer anyway.
+            if let Some(jobs) = tell.upgrade() {
+                let _ = jobs.try_send(Job::Synced);
+            }
+        })?;
+        set_durable(&conn, false)?;
         let (committed, _) = broadcast::channel(256);
         let announcer = committed.clone();
         let thread = std::thread::Builder::new()
             .name("rollcall-writer".into())
-            .spawn(move || run(conn, queue, backlog, &announcer, &checkpoints))
+            .spawn(move || run(conn, queue, backlog, &announcer, &checkpoints, &syncer))
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
         let thread = WriterThread {
             writer: thread,
             checkpoints: checkpoint_thread,
+            syncer: syncer_thread,
         };
         Ok((Writer { jobs, committed }, thread))
     }
@@ -194,10 +211,15 @@ fn run(
     mut backlog: Backlog,
     announcer: &broadcast::Sender<Committed>,
     checkpoints: &Checkpoints,
+    syncer: &Syncer,
 ) {
     let mut pace = Pace::default();
+    let mut carried = None;
     loop {
-        let first = match next(&mut queue, &backlog) {
+        let first = match carried
+            .take()
+            .map_or_else(|| next(&mut queue, &backlog), Next::Batch)
+        {
             Next::Batch(job) => job,
             Next::Project => {
                 project_alone(&mut conn, &mut backlog, IDLE_SLICE, Some(&queue), announcer);
@@ -211,20 +233,30 @@ fn run(
         let batch = fill_batch(first, &mut queue);
         let quiet = backlog.is_empty();
         let started = Instant::now();
+        let mut arrivals = Arrivals::new(&mut queue, syncer, batch.iter().map(job_bytes).sum());
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            process(&mut conn, batch, &mut backlog, quiet, announcer)
+            process(
+                &mut conn,
+                batch,
+                &mut arrivals,
+                &mut backlog,
+                quiet,
+                announcer,
+            )
         }));
         if outcome.is_err() {
             // Waiting requests see their reply dropped and answer 503; the thread goes on.
             backlog.rolled_back();
             tracing::error!("a batch panicked in the writer; its requests were refused");
         }
+        let worked = started.elapsed().saturating_sub(arrivals.waited);
+        carried = arrivals.carried.take();
         checkpoints.committed(&conn);
         if backlog.is_empty() {
             // Nothing waits (a task drained it, or the batch projected itself): nothing is owed.
             pace.settled();
         } else if !quiet {
-            pace.earned(started.elapsed());
+            pace.earned(worked);
             if let Some(slice) = backlog.ready().then(|| pace.due()).flatten() {
                 project_alone(&mut conn, &mut backlog, slice, None, announcer);
                 checkpoints.committed(&conn);
@@ -325,50 +357,158 @@ fn job_bytes(job: &Job) -> usize {
     }
 }
 
+/// Where a batch's open transaction takes more deliveries from while the syncer is busy with
+/// the previous commit: those would wait for the next sync whenever they were committed.
+struct Arrivals<'a> {
+    queue: &'a mut mpsc::Receiver<Job>,
+    syncer: &'a Syncer,
+    /// A job that ends the batch (a task runs between batches), first of the next one.
+    carried: Option<Job>,
+    /// Time spent waiting for jobs, which is not the batch's work.
+    waited: Duration,
+    bytes: usize,
+}
+
+impl<'a> Arrivals<'a> {
+    /// `bytes`: the body bytes the batch has so far.
+    fn new(queue: &'a mut mpsc::Receiver<Job>, syncer: &'a Syncer, bytes: usize) -> Arrivals<'a> {
+        Arrivals {
+            queue,
+            syncer,
+            carried: None,
+            waited: Duration::ZERO,
+            bytes,
+        }
+    }
+
+    /// The next job to add to a transaction of `taken` deliveries, or `None` when it should
+    /// commit: the syncer is idle (a commit now is synced at once), the batch is full, a task
+    /// is waiting, or the writer is stopping. Rejections come along to be counted.
+    fn next(&mut self, taken: usize) -> Option<Job> {
+        loop {
+            if taken >= MAX_BATCH || self.bytes >= MAX_BATCH_BYTES || self.carried.is_some() {
+                return None;
+            }
+            let job = match self.queue.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Empty) if self.syncer.busy() => {
+                    let waiting = Instant::now();
+                    let job = self.queue.blocking_recv();
+                    self.waited += waiting.elapsed();
+                    job?
+                }
+                Err(_) => return None,
+            };
+            match job {
+                Job::Synced => {}
+                // A task runs between batches; a large body decides how its batch projects.
+                Job::Run(_) => self.carried = Some(job),
+                Job::Record(ref record) if is_large(&record.prepared) => self.carried = Some(job),
+                Job::Record(_) | Job::Reject(..) => {
+                    self.bytes += job_bytes(&job);
+                    return Some(job);
+                }
+            }
+        }
+    }
+}
+
 /// `quiet`: nothing was waiting to be projected before this batch, so its transaction
 /// projects the batch too.
 fn process(
     conn: &mut Connection,
     batch: Vec<Job>,
+    arrivals: &mut Arrivals<'_>,
     backlog: &mut Backlog,
     quiet: bool,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    let mut records = Vec::new();
-    let mut rejections: BTreeMap<(Rejection, String), u64> = BTreeMap::new();
+    let mut jobs = Jobs::default();
     let mut tasks = Vec::new();
     for job in batch {
         match job {
-            Job::Record(record) => records.push(record),
-            Job::Reject(reason, platform) => {
-                *rejections.entry((reason, platform)).or_default() += 1
-            }
             Job::Run(task) => tasks.push(task),
+            other => jobs.add(other),
         }
     }
-    if !records.is_empty() || !rejections.is_empty() {
-        let rejections: Vec<_> = rejections.into_iter().collect();
-        commit_records(conn, records, &rejections, backlog, quiet, announcer);
+    if !jobs.is_empty() {
+        let syncer = arrivals.syncer;
+        commit_records(
+            conn,
+            jobs,
+            Some(arrivals),
+            syncer,
+            backlog,
+            quiet,
+            announcer,
+        );
     }
     if !tasks.is_empty() {
         drain(conn, backlog, None, announcer);
+        run_durably(conn, tasks);
+    }
+}
+
+/// Tasks answer their callers themselves, as soon as they return, so their commits fsync.
+fn run_durably(conn: &mut Connection, tasks: Vec<Task>) {
+    if let Err(error) = set_durable(conn, true) {
+        tracing::error!(%error, "could not make the tasks' commits durable; they are refused");
+        return;
     }
     for task in tasks {
         task(conn);
     }
+    if let Err(error) = set_durable(conn, false) {
+        tracing::warn!(%error, "batches go on committing with their own fsync");
+    }
 }
 
-/// Commits a batch; if that fails and the batch has several deliveries, retries each alone so
-/// one bad delivery cannot cost the others their answer.
+/// Whether each commit on the writer's connection fsyncs the log (`FULL`) or leaves that to the
+/// syncer (`NORMAL`: in WAL mode SQLite then syncs only around checkpoints).
+fn set_durable(conn: &Connection, durable: bool) -> Result<()> {
+    let level = if durable { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", level)?;
+    Ok(())
+}
+
+/// A batch's deliveries and refused requests.
+#[derive(Default)]
+struct Jobs {
+    records: Vec<Record>,
+    rejections: BTreeMap<(Rejection, String), u64>,
+}
+
+impl Jobs {
+    /// Tasks never come here: `process` takes them out of the batch, and [`Arrivals`] ends a
+    /// batch at one.
+    fn add(&mut self, job: Job) {
+        match job {
+            Job::Record(record) => self.records.push(record),
+            Job::Reject(reason, platform) => {
+                *self.rejections.entry((reason, platform)).or_default() += 1
+            }
+            Job::Run(_) | Job::Synced => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.rejections.is_empty()
+    }
+}
+
+/// Commits a batch, with what else arrives while the syncer is busy; if that fails and the
+/// batch has several deliveries, retries each alone so one bad delivery cannot cost the others
+/// their answer.
 fn commit_records(
     conn: &mut Connection,
-    records: Vec<Record>,
-    rejections: &[((Rejection, String), u64)],
+    mut jobs: Jobs,
+    arrivals: Option<&mut Arrivals<'_>>,
+    syncer: &Syncer,
     backlog: &mut Backlog,
     quiet: bool,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    match commit(conn, &records, rejections, backlog, quiet) {
+    match commit(conn, &mut jobs, arrivals, backlog, quiet) {
         Ok((mut outcomes, slice)) => {
             let mut fresh: HashMap<i64, Status> = slice
                 .receipts
@@ -380,10 +520,13 @@ fn commit_records(
                     receipt.status = status;
                 }
             }
-            for (record, outcome) in records.into_iter().zip(&outcomes) {
-                let answer = outcome.ok_or(StoreError::SourceChanged);
-                let _ = record.reply.send(answer);
-            }
+            let answers: Vec<_> = jobs
+                .records
+                .into_iter()
+                .zip(&outcomes)
+                .map(|(record, outcome)| (record.reply, outcome.ok_or(StoreError::SourceChanged)))
+                .collect();
+            syncer.after_sync(Box::new(move |synced| answer_synced(answers, synced)));
             let receipts = outcomes.into_iter().flatten().collect();
             let projected = slice
                 .receipts
@@ -392,21 +535,38 @@ fn commit_records(
                 .collect();
             announce(announcer, receipts, projected, slice.webinars);
         }
-        Err(error) if records.len() > 1 && !error.is_transient() => {
+        Err(error) if jobs.records.len() > 1 && !error.is_transient() => {
             tracing::warn!(%error, "a batch failed to commit; committing its deliveries one by one");
-            for record in records {
-                commit_records(conn, vec![record], &[], backlog, quiet, announcer);
+            for record in jobs.records {
+                let alone = Jobs {
+                    records: vec![record],
+                    rejections: BTreeMap::new(),
+                };
+                commit_records(conn, alone, None, syncer, backlog, quiet, announcer);
             }
         }
         Err(error) => {
-            tracing::error!(%error, deliveries = records.len(), "could not commit deliveries");
+            let deliveries = jobs.records.len();
+            tracing::error!(%error, deliveries, "could not commit deliveries");
             let message = error.to_string();
-            for record in records {
+            for record in jobs.records {
                 let _ = record
                     .reply
                     .send(Err(StoreError::Unavailable(message.clone())));
             }
         }
+    }
+}
+
+/// Answers a committed batch's requests once the syncer has fsynced it: a commit that did not
+/// reach the disk is a transient failure, and its senders retry.
+fn answer_synced(answers: Vec<(Reply<Receipt>, Result<Receipt>)>, synced: Result<(), &StoreError>) {
+    for (reply, answer) in answers {
+        let answer = match synced {
+            Ok(()) => answer,
+            Err(error) => Err(StoreError::Unavailable(error.to_string())),
+        };
+        let _ = reply.send(answer);
     }
 }
 
@@ -426,47 +586,49 @@ fn announce(
     });
 }
 
-/// Journals a batch and, if `quiet`, projects it, in one transaction. A projection that fails
-/// for a reason other than the store's condition pauses the backlog, and the batch is journaled
-/// again without it: a defect in the projection never costs a sender its answer. A delivery
-/// whose source changed since it was authenticated is left out (`None`).
+/// Journals a batch and, if `quiet`, projects it, in one transaction. While the syncer is busy
+/// the transaction stays open and takes in what arrives (`arrivals`, into `jobs`). A projection
+/// that fails for a reason other than the store's condition pauses the backlog, and the batch
+/// is journaled again without it: a defect in the projection never costs a sender its answer.
+/// A delivery whose source changed since it was authenticated is left out (`None`).
 fn commit(
     conn: &mut Connection,
-    records: &[Record],
-    rejections: &[((Rejection, String), u64)],
+    jobs: &mut Jobs,
+    mut arrivals: Option<&mut Arrivals<'_>>,
     backlog: &mut Backlog,
     quiet: bool,
 ) -> Result<(Vec<Option<Receipt>>, Slice)> {
     let started = Instant::now();
     let large = backlog.front_is_large()
-        || (backlog.is_empty()
-            && records
-                .iter()
-                .any(|r| r.prepared.delivery.body.len() > LARGE_BODY));
+        || (backlog.is_empty() && jobs.records.iter().any(|r| is_large(&r.prepared)));
     choose_temp_store(conn, large)?;
     let mut projection_failed = false;
     let outcome = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut receipts = Vec::with_capacity(records.len());
+        let mut receipts = Vec::with_capacity(jobs.records.len());
         let mut revisions = HashMap::new();
-        for record in records {
-            let prepared = &record.prepared;
-            if !source_unchanged(&tx, record.check, &mut revisions)? {
-                receipts.push(None);
-                continue;
+        let mut appended = 0;
+        loop {
+            for record in &jobs.records[appended..] {
+                receipts.push(append(&tx, record, backlog, &mut revisions)?);
             }
-            let waiting = backlog.waiting_with(&prepared.identity);
-            let receipt = journal::append_beside(&tx, prepared, waiting)?;
-            if receipt.status == Status::Pending {
-                backlog.push(receipt.delivery, prepared.clone());
+            appended = jobs.records.len();
+            match arrivals.as_mut().and_then(|a| a.next(appended)) {
+                Some(job) => jobs.add(job),
+                None => break,
             }
-            receipts.push(Some(receipt));
         }
-        sources::count_rejections(&tx, rejections)?;
+        let waited = arrivals.as_ref().map_or(Duration::ZERO, |a| a.waited);
+        let rejections: Vec<_> = jobs
+            .rejections
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        sources::count_rejections(&tx, &rejections)?;
         let mut slice = Slice::default();
         if quiet && backlog.ready() {
             let budget = Budget {
-                until: Instant::now() + started.elapsed() / PROJECTION_SHARE,
+                until: Instant::now() + started.elapsed().saturating_sub(waited) / PROJECTION_SHARE,
                 large,
             };
             slice = backlog
@@ -485,9 +647,32 @@ fn commit(
     if let (Err(error), true) = (&outcome, projection_failed) {
         tracing::error!(%error, "could not project the backlog; retrying shortly");
         backlog.pause(RETRY_AFTER);
-        return commit(conn, records, rejections, backlog, quiet);
+        return commit(conn, jobs, None, backlog, quiet);
     }
     outcome
+}
+
+/// Journals one delivery inside the batch's transaction, unless its source changed.
+fn append(
+    tx: &Connection,
+    record: &Record,
+    backlog: &mut Backlog,
+    revisions: &mut HashMap<i64, Option<i64>>,
+) -> Result<Option<Receipt>> {
+    let prepared = &record.prepared;
+    if !source_unchanged(tx, record.check, revisions)? {
+        return Ok(None);
+    }
+    let waiting = backlog.waiting_with(&prepared.identity);
+    let receipt = journal::append_beside(tx, prepared, waiting)?;
+    if receipt.status == Status::Pending {
+        backlog.push(receipt.delivery, prepared.clone());
+    }
+    Ok(Some(receipt))
+}
+
+fn is_large(prepared: &Prepared) -> bool {
+    prepared.delivery.body.len() > LARGE_BODY
 }
 
 /// Whether the source a delivery was authenticated against still has that revision, asked once

@@ -1,0 +1,302 @@
+//! The syncer: makes the writer's commits durable on a thread of its own, then answers the
+//! requests they carried. The writer's connection commits without waiting for the disk
+//! (`synchronous=NORMAL`: SQLite writes the commit's frames to the write-ahead log but does not
+//! fsync it) and goes on with the next batch; this thread fsyncs the log and only then runs what
+//! waited for the commit, the 200s among it. One fsync covers every commit made before it
+//! started. While one runs, the writer keeps its next transaction open and adds to it what
+//! arrives ([`Syncer::busy`]), and commits once told the sync is done: a commit then costs one
+//! fsync however small the batches, and the disk's time is the writer's time for the next batch.
+//!
+//! With the fsync in each commit, the writer spent a third of its time in it (the fsync, and
+//! waiting for the disk), and every sender waited for both. It must never run SQL: it only
+//! fsyncs the log file, which SQLite keeps (same inode, appended or overwritten in place) for
+//! as long as the writer's connection is open. SQLite's own ordering still holds: a checkpoint
+//! fsyncs the log before copying it, and a crash loses at most a suffix of the commits, none of
+//! which was answered.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::{Result, StoreError};
+
+/// What waits for a commit to be on disk: told whether it is.
+pub type Durable = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// The writer's side: hands over what waits for the commit just made.
+pub struct Syncer {
+    waiting: Sender<Durable>,
+    /// Commits handed over and not yet answered.
+    outstanding: Arc<AtomicUsize>,
+}
+
+/// The running syncer; it answers what is left and stops once its [`Syncer`] is dropped.
+pub struct SyncerThread(JoinHandle<()>);
+
+impl SyncerThread {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the syncer thread panicked");
+        }
+    }
+}
+
+/// Starts the thread that fsyncs the write-ahead log of the database at `database`;
+/// `synced` is called after each sync, once what waited for it is answered.
+pub fn start(
+    database: &std::path::Path,
+    synced: impl Fn() + Send + 'static,
+) -> Result<(Syncer, SyncerThread)> {
+    let mut log = Log::new(database);
+    start_with(move || log.sync(), synced)
+}
+
+/// [`start`] with any way of making commits durable (tests make one that waits or fails).
+pub fn start_with(
+    sync: impl FnMut() -> io::Result<()> + Send + 'static,
+    synced: impl Fn() + Send + 'static,
+) -> Result<(Syncer, SyncerThread)> {
+    let (waiting, queue) = channel();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    let answered = outstanding.clone();
+    let thread = std::thread::Builder::new()
+        .name("rollcall-syncer".into())
+        .spawn(move || run(&queue, sync, &answered, synced))
+        .map_err(|e| StoreError::Unavailable(format!("could not start the syncer: {e}")))?;
+    let syncer = Syncer {
+        waiting,
+        outstanding,
+    };
+    Ok((syncer, SyncerThread(thread)))
+}
+
+impl Syncer {
+    /// Runs `then` once everything committed so far is on disk. Call it after the commit.
+    pub fn after_sync(&self, then: Durable) {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        if let Err(unsent) = self.waiting.send(then) {
+            // Only after the thread died: nothing is answered that is not known to be on disk.
+            self.outstanding.fetch_sub(1, Ordering::SeqCst);
+            let error = StoreError::Unavailable("the syncer has stopped".into());
+            (unsent.0)(Err(&error));
+        }
+    }
+
+    /// Whether a commit handed over is still waiting for its sync: one made now would wait for
+    /// the next sync anyway.
+    pub fn busy(&self) -> bool {
+        self.outstanding.load(Ordering::SeqCst) > 0
+    }
+}
+
+fn run(
+    queue: &Receiver<Durable>,
+    mut sync: impl FnMut() -> io::Result<()>,
+    outstanding: &AtomicUsize,
+    synced: impl Fn(),
+) {
+    while let Ok(first) = queue.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(queue.try_iter());
+        let outcome = sync().map_err(|e| {
+            tracing::error!(error = %e, "could not fsync the write-ahead log");
+            StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))
+        });
+        let answered = waiting.len();
+        for then in waiting {
+            then(outcome.as_ref().map(|_| ()));
+        }
+        outstanding.fetch_sub(answered, Ordering::SeqCst);
+        synced();
+    }
+}
+
+/// The write-ahead log file, opened on first use.
+struct Log {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Log {
+    fn new(database: &std::path::Path) -> Log {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-wal");
+        Log {
+            path: path.into(),
+            file: None,
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        // SQLite deletes the log only when the last connection closes, after copying all of it
+        // into the database file; a deleted log's commits are safe there. Reopening then is
+        // for a writer that outlived that (another process's last close), not for durability.
+        if self.file.as_ref().is_none_or(unlinked) {
+            self.file = Some(File::open(&self.path)?);
+        }
+        self.file.as_ref().map_or(Ok(()), File::sync_data)
+    }
+}
+
+fn unlinked(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// A sync that says when it starts and waits until the test lets it finish, counting the
+    /// syncs.
+    struct Gated {
+        started: Receiver<()>,
+        open: Sender<()>,
+        syncs: Arc<Mutex<u32>>,
+    }
+
+    fn gated() -> (Gated, Syncer, SyncerThread) {
+        let (open, gate) = channel::<()>();
+        let (starting, started) = channel::<()>();
+        let syncs = Arc::new(Mutex::new(0));
+        let counted = syncs.clone();
+        let (syncer, thread) = start_with(
+            move || {
+                starting.send(()).ok();
+                gate.recv().ok();
+                *counted.lock().unwrap() += 1;
+                Ok(())
+            },
+            || {},
+        )
+        .unwrap();
+        let gated = Gated {
+            started,
+            open,
+            syncs,
+        };
+        (gated, syncer, thread)
+    }
+
+    fn answer_to(told: &std::sync::mpsc::SyncSender<bool>) -> Durable {
+        let told = told.clone();
+        Box::new(move |synced| told.send(synced.is_ok()).unwrap())
+    }
+
+    #[test]
+    fn nothing_is_answered_before_the_sync_finishes() {
+        let (gate, syncer, thread) = gated();
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        gate.started.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(
+            answers.recv_timeout(Duration::from_millis(200)),
+            Err(RecvTimeoutError::Timeout),
+            "answered while the sync was still running"
+        );
+        gate.open.send(()).unwrap();
+        assert_eq!(answers.recv_timeout(PATIENCE), Ok(true));
+        assert_eq!(*gate.syncs.lock().unwrap(), 1);
+        drop(syncer);
+        thread.join();
+    }
+
+    #[test]
+    fn the_syncer_is_busy_from_the_hand_over_until_the_answer_and_then_says_so() {
+        let (done, told_done) = channel();
+        let (open, gate) = channel::<()>();
+        let (syncer, thread) = start_with(
+            move || gate.recv().map_err(io::Error::other),
+            move || done.send(()).unwrap(),
+        )
+        .unwrap();
+        assert!(!syncer.busy());
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        assert!(syncer.busy(), "a commit waits for its sync");
+        open.send(()).unwrap();
+        told_done.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(
+            answers.try_recv(),
+            Ok(true),
+            "answered before the writer is told"
+        );
+        assert!(!syncer.busy());
+        drop(syncer);
+        thread.join();
+    }
+
+    #[test]
+    fn one_sync_covers_every_commit_made_while_the_previous_one_ran() {
+        let (gate, syncer, thread) = gated();
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        gate.started.recv_timeout(PATIENCE).unwrap();
+        for _ in 0..3 {
+            syncer.after_sync(answer_to(&told));
+        }
+        gate.open.send(()).unwrap();
+        gate.open.send(()).unwrap();
+        for _ in 0..4 {
+            assert_eq!(answers.recv_timeout(PATIENCE), Ok(true));
+        }
+        drop(syncer);
+        thread.join();
+        assert_eq!(*gate.syncs.lock().unwrap(), 2, "four commits, two syncs");
+    }
+
+    #[test]
+    fn a_failed_sync_fails_what_waited_for_it_and_the_next_one_can_succeed() {
+        let mut results = vec![Ok(()), Err(io::Error::other("EIO"))];
+        let (syncer, thread) = start_with(move || results.pop().unwrap(), || {}).unwrap();
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        assert_eq!(answers.recv_timeout(PATIENCE), Ok(false));
+        syncer.after_sync(answer_to(&told));
+        assert_eq!(answers.recv_timeout(PATIENCE), Ok(true));
+        drop(syncer);
+        thread.join();
+    }
+
+    #[test]
+    fn what_is_waiting_when_the_writer_stops_is_still_synced_and_answered() {
+        let (gate, syncer, thread) = gated();
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        drop(syncer);
+        gate.open.send(()).unwrap();
+        thread.join();
+        assert_eq!(answers.try_recv(), Ok(true));
+    }
+
+    #[test]
+    fn the_log_is_opened_again_once_sqlite_made_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("db.sqlite3");
+        let wal = dir.path().join("db.sqlite3-wal");
+        let mut log = Log::new(&database);
+        assert!(
+            log.sync().is_err(),
+            "no log yet: nothing can be made durable"
+        );
+        std::fs::write(&wal, b"first").unwrap();
+        log.sync().unwrap();
+        let first = log.file.as_ref().unwrap().metadata().unwrap().ino();
+        std::fs::remove_file(&wal).unwrap();
+        std::fs::write(&wal, b"second").unwrap();
+        log.sync().unwrap();
+        // The old file is still open here, so the new one cannot have its inode.
+        let now = log.file.as_ref().unwrap().metadata().unwrap().ino();
+        assert_ne!(now, first);
+        assert_eq!(now, std::fs::metadata(&wal).unwrap().ino());
+    }
+}
