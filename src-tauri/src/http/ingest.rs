@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -107,30 +107,22 @@ async fn probe_source(
     Ok(StatusCode::OK)
 }
 
+// The request is taken whole, not as `HeaderMap` and `Body`: that extractor clones the headers.
 async fn post_hook(
     State(state): State<IngestState>,
     Path(path): Path<HookPath>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<impl IntoResponse, IngestError> {
-    receive(state, path.platform, path.token, None, headers, body).await
+    receive(state, path.platform, path.token, None, request).await
 }
 
 async fn post_hook_with_trigger(
     State(state): State<IngestState>,
     Path(path): Path<TriggerPath>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<impl IntoResponse, IngestError> {
-    receive(
-        state,
-        path.platform,
-        path.token,
-        Some(path.trigger),
-        headers,
-        body,
-    )
-    .await
+    let trigger = Some(path.trigger);
+    receive(state, path.platform, path.token, trigger, request).await
 }
 
 /// What a hook request brought, kept to journal it a second time if need be.
@@ -146,9 +138,10 @@ async fn receive(
     platform: String,
     token: String,
     trigger: Option<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Json<Receipt>, IngestError> {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let platform = known_platform(&state, &platform)?;
     let source = match state.sources.get(platform, &token) {
         Some(source) => source,

@@ -77,7 +77,7 @@ fn new_token() -> String {
 
 /// The key tokens are looked up by: the lookup itself then leaks nothing about the token.
 pub fn token_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 const COLUMNS: &str = "id, platform, label, token, time_zone, created_at, revision";
