@@ -13,6 +13,12 @@
 //! as long as the writer's connection is open. SQLite's own ordering still holds: a checkpoint
 //! fsyncs the log before copying it, and a crash loses at most a suffix of the commits, none of
 //! which was answered.
+//!
+//! A failed fsync is final for this run. The kernel may have dropped the pages it could not
+//! write, and a later fsync that succeeds says nothing about them; a commit made after them is
+//! behind a gap in the log, where SQLite's recovery stops after a crash. So from the first
+//! failure on, nothing is answered as stored until a restart, whose recovery reads what is
+//! really on disk (PostgreSQL stops for the same reason). Senders are told to retry.
 
 use std::fs::File;
 use std::io;
@@ -100,13 +106,25 @@ fn run(
     outstanding: &AtomicUsize,
     synced: impl Fn(),
 ) {
+    let mut failed: Option<String> = None;
     while let Ok(first) = queue.recv() {
         let mut waiting = vec![first];
         waiting.extend(queue.try_iter());
-        let outcome = sync().map_err(|e| {
-            tracing::error!(error = %e, "could not fsync the write-ahead log");
-            StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))
-        });
+        let outcome = match &failed {
+            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+            None => sync().map_err(|e| {
+                tracing::error!(
+                    error = %e,
+                    "could not fsync the write-ahead log: deliveries are refused until Rollcall \
+                     is restarted"
+                );
+                failed = Some(format!(
+                    "an earlier write to disk failed ({e}): deliveries are refused until \
+                     Rollcall is restarted"
+                ));
+                StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))
+            }),
+        };
         let answered = waiting.len();
         for then in waiting {
             then(outcome.as_ref().map(|_| ()));
@@ -255,16 +273,48 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_sync_fails_what_waited_for_it_and_the_next_one_can_succeed() {
-        let mut results = vec![Ok(()), Err(io::Error::other("EIO"))];
-        let (syncer, thread) = start_with(move || results.pop().unwrap(), || {}).unwrap();
+    fn after_a_failed_sync_nothing_is_answered_as_stored_even_when_a_later_sync_succeeds() {
+        let syncs = Arc::new(Mutex::new(0));
+        let counted = syncs.clone();
+        let (syncer, thread) = start_with(
+            move || {
+                let mut syncs = counted.lock().unwrap();
+                *syncs += 1;
+                match *syncs {
+                    1 => Ok(()),
+                    2 => Err(io::Error::other("EIO")),
+                    _ => Ok(()),
+                }
+            },
+            || {},
+        )
+        .unwrap();
         let (told, answers) = sync_channel(8);
-        syncer.after_sync(answer_to(&told));
-        assert_eq!(answers.recv_timeout(PATIENCE), Ok(false));
-        syncer.after_sync(answer_to(&told));
-        assert_eq!(answers.recv_timeout(PATIENCE), Ok(true));
+        let told_why = Arc::new(Mutex::new(Vec::new()));
+        let answer = |syncer: &Syncer| {
+            let (told, why) = (told.clone(), told_why.clone());
+            syncer.after_sync(Box::new(move |synced| {
+                if let Err(error) = synced {
+                    why.lock().unwrap().push(error.to_string());
+                }
+                told.send(synced.is_ok()).unwrap();
+            }));
+            answers.recv_timeout(PATIENCE).unwrap()
+        };
+        assert!(answer(&syncer), "before the failure");
+        assert!(!answer(&syncer), "the failed sync");
+        assert!(!answer(&syncer), "after it");
+        assert!(!answer(&syncer), "still after it");
         drop(syncer);
         thread.join();
+        assert_eq!(
+            *syncs.lock().unwrap(),
+            2,
+            "no sync is tried after a failure"
+        );
+        let why = told_why.lock().unwrap();
+        assert!(why[0].contains("EIO"), "{why:?}");
+        assert!(why[1].contains("restart"), "{why:?}");
     }
 
     #[test]
