@@ -17,6 +17,7 @@ const when = Object.values(runs).map((r) => r.recorded_at).sort().pop() ?? 'neve
 
 const crash = f('crash_loop');
 const disk = f('disk_full');
+const fsync = f('failed_fsync');
 const slow = f('slow_senders');
 const bad = f('malformed_bodies');
 const parsers = f('fuzz_parsers');
@@ -38,6 +39,7 @@ const lines = [
   '|---|---|',
   `| Crash loop: \`rollcall serve\` killed with SIGKILL at random moments while 16 senders post TagMango and GoTo deliveries (GoTo retries included); after every restart (which projects what the kill left pending) each acknowledged delivery is checked byte for byte, bodies are stored once (retries are duplicates), and the projection equals a clean \`reindex\` (\`tests/restart.rs\`, \`ROLLCALL_CRASH_ROUNDS\`) | ${n(crash.crashes)} crashes survived; ${n(crash.deliveries_sent)} deliveries sent, ${n(crash.deliveries_acknowledged)} acknowledged, ${n(crash.acknowledged_found)} of them found; ${n(crash.deliveries_stored)} stored (the rest were committed but the kill came before the answer); ${n(crash.pending_at_crash_projected_on_restart)} acknowledged but not yet projected at a kill, all projected by the restart; seed ${crash.seed ?? '-'} |`,
   `| Disk full: a 16 MiB tmpfs filled up under the data directory; ingest answers 503 with Retry-After, keeps nothing half-written, and takes deliveries again by itself once space is freed (\`tests/faults.rs\`) | ${n(disk.refused_with_503)} deliveries refused with 503; ${n(disk.acknowledged)} acknowledged, ${n(disk.acknowledged_found)} found; ${n(disk.stored)} stored; integrity check ok |`,
+  `| Failing disk: ext4 on a loop device whose backing store runs out, so the device fails writes under the filesystem; once an fsync has failed nothing more is acknowledged (503) until a restart, even after the device works again, and after a restart that reads from the device (page cache dropped) every acknowledged delivery is there (\`tests/faults.rs\`) | ${n(fsync.acknowledged)} acknowledged, ${n(fsync.acknowledged_found)} found after the restart; ${n(fsync.refused_after_the_disk_came_back)} refused after the device came back; integrity check ok |`,
   '',
   '## Hostile input',
   '',

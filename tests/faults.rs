@@ -1,6 +1,10 @@
 //! A disk that fills up: on a real, small filesystem (a tmpfs mounted for the test), ingest
 //! answers 503 with Retry-After once nothing more fits, keeps nothing half-written, and takes
 //! deliveries again by itself as soon as space is freed, without a restart.
+//!
+//! A disk that fails under the filesystem (ext4 on a loop device whose backing file runs out of
+//! room): once an fsync has failed, nothing more is acknowledged until a restart, even after the
+//! disk works again, and nothing acknowledged is lost across a restart that reads from the disk.
 
 mod support;
 
@@ -47,6 +51,85 @@ impl Drop for SmallDisk {
             .arg("-l")
             .arg(&self.mount_point)
             .status();
+    }
+}
+
+/// Runs a system command that must succeed; returns its standard output.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed (this test needs root and loop devices, as in CI): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// ext4 (no journal) on a loop device whose sparse 64 MiB image lives on a 48 MiB tmpfs: once the
+/// tmpfs is full, the device fails the writes of blocks never written before, under the
+/// filesystem, as a failing disk does; freed, it works again.
+struct FailingDisk {
+    mount_point: PathBuf,
+    device: String,
+    backing: SmallDisk,
+}
+
+impl FailingDisk {
+    fn mount() -> FailingDisk {
+        let backing = SmallDisk::mount("48m");
+        let image = backing.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let device = run("losetup", &["--find", "--show", image.to_str().unwrap()]);
+        run("mkfs.ext4", &["-q", "-O", "^has_journal", &device]);
+        let mount_point = backing.path().join("mnt");
+        std::fs::create_dir(&mount_point).unwrap();
+        let disk = FailingDisk {
+            mount_point,
+            device,
+            backing,
+        };
+        disk.attach();
+        disk
+    }
+
+    fn attach(&self) {
+        let mount_point = self.mount_point.to_str().unwrap();
+        run(
+            "mount",
+            &["-o", "errors=continue", &self.device, mount_point],
+        );
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount_point
+    }
+
+    /// Makes the device fail: returns the ballast to remove for it to work again.
+    fn break_down(&self) -> PathBuf {
+        fill(self.backing.path())
+    }
+
+    /// Drops every cached page of the filesystem, as a crash does: what is read next comes
+    /// from the device.
+    fn forget_cache(&self) {
+        run("umount", &[self.mount_point.to_str().unwrap()]);
+        self.attach();
+    }
+}
+
+impl Drop for FailingDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount_point)
+            .status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
     }
 }
 
@@ -133,6 +216,78 @@ async fn a_full_disk_answers_503_then_resumes_by_itself_when_space_returns() {
         &serde_json::json!({
             "refused_with_503": refused, "acknowledged": acknowledged.len(),
             "acknowledged_found": acknowledged.len(), "stored": stored,
+        }),
+    );
+    drop(db);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothing_acknowledged_is_lost(
+) {
+    let disk = FailingDisk::mount();
+    let dir = tempfile::tempdir_in(disk.path()).unwrap();
+    let sources = support::add_sources(&rollcall::store::database_path(dir.path()));
+    let app = start_in(dir, sources.clone(), AppOptions::default()).await;
+    let trigger = Some("webinar.completed.all");
+    let mut acknowledged = Vec::new();
+    let (status, receipt) = answer(app.post("tagmango", trigger, registrant(0, 100)).await).await;
+    assert_eq!(status, 200, "{receipt}");
+    acknowledged.push(receipt["delivery"].as_i64().unwrap());
+
+    let ballast = disk.break_down();
+    let mut failure = None;
+    for n in 1..40 {
+        let (status, receipt) =
+            answer(app.post("tagmango", trigger, registrant(n, 200_000)).await).await;
+        match status {
+            // Its blocks still found room on the device.
+            200 => acknowledged.push(receipt["delivery"].as_i64().unwrap()),
+            503 => {
+                failure = Some(receipt);
+                break;
+            }
+            other => panic!("delivery {n} on a failing disk answered {other}: {receipt}"),
+        }
+    }
+    let failure = failure.expect("the failing disk refused a delivery");
+    assert_eq!(failure["error"], "unavailable", "{failure}");
+
+    // The device works again, but what the kernel could not write is gone from the log, and a
+    // commit now would be behind that gap: it must not be acknowledged.
+    std::fs::remove_file(ballast).unwrap();
+    for n in 100..105 {
+        let (status, receipt) =
+            answer(app.post("tagmango", trigger, registrant(n, 100)).await).await;
+        assert_eq!(status, 503, "delivery {n} after the failure: {receipt}");
+        let message = receipt["message"].as_str().unwrap_or_default();
+        assert!(message.contains("restarted"), "{receipt}");
+    }
+
+    let dir = app.stop().await;
+    disk.forget_cache();
+    let app = start_in(dir, sources, AppOptions::default()).await;
+    let (status, receipt) = answer(app.post("tagmango", trigger, registrant(200, 100)).await).await;
+    assert_eq!(status, 200, "after the restart: {receipt}");
+    acknowledged.push(receipt["delivery"].as_i64().unwrap());
+    let db = app.db();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    for id in &acknowledged {
+        let found: i64 = db
+            .query_row("SELECT count(*) FROM deliveries WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged delivery {id}");
+    }
+    support::reliability::record(
+        "failed_fsync",
+        &serde_json::json!({
+            "acknowledged": acknowledged.len(), "acknowledged_found": acknowledged.len(),
+            "refused_after_the_disk_came_back": 5,
         }),
     );
     drop(db);

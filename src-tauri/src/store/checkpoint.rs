@@ -9,6 +9,11 @@
 //! it is copied. So when the log passes [`LOG_LIMIT`], the writer itself checkpoints between
 //! two batches: by then nearly everything is copied, so that takes little, and the log starts
 //! over. It must not write anything but checkpoints, and never holds a transaction.
+//!
+//! Once a write to disk has failed ([`Failed`]) neither copies anything again: a checkpoint
+//! fsyncs the log first, but after a failed fsync a later one can succeed without the pages the
+//! kernel dropped, and copying the frames beyond them would mix their pages into the database
+//! file with older ones from the log. A checkpoint's own failed fsync counts as such a failure.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::syncer::{self, Failed};
 use super::{Result, StoreError};
 
 /// Checkpoints at most this often: each one fsyncs the database file.
@@ -34,6 +40,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(10);
 pub struct Checkpoints {
     nudge: SyncSender<()>,
     log_frames: Arc<AtomicI64>,
+    failed: Failed,
 }
 
 /// The running checkpointer thread; it stops once its [`Checkpoints`] is dropped.
@@ -49,7 +56,11 @@ impl CheckpointThread {
 
 /// Turns off SQLite's automatic checkpoints on the writer's connection and starts the thread
 /// that does them instead.
-pub fn start(writer: &Connection, path: &Path) -> Result<(Checkpoints, CheckpointThread)> {
+pub fn start(
+    writer: &Connection,
+    path: &Path,
+    failed: Failed,
+) -> Result<(Checkpoints, CheckpointThread)> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // A checkpoint fsyncs the log before copying it and the database file after.
@@ -58,18 +69,27 @@ pub fn start(writer: &Connection, path: &Path) -> Result<(Checkpoints, Checkpoin
     let (nudge, nudges) = sync_channel(1);
     let log_frames = Arc::new(AtomicI64::new(0));
     let seen = log_frames.clone();
+    let refused = failed.clone();
     let thread = std::thread::Builder::new()
         .name("rollcall-checkpoint".into())
-        .spawn(move || run(&conn, &nudges, &seen))
+        .spawn(move || run(&conn, &nudges, &seen, &refused))
         .map_err(|e| StoreError::Unavailable(format!("could not start the checkpointer: {e}")))?;
-    Ok((Checkpoints { nudge, log_frames }, CheckpointThread(thread)))
+    let checkpoints = Checkpoints {
+        nudge,
+        log_frames,
+        failed,
+    };
+    Ok((checkpoints, CheckpointThread(thread)))
 }
 
 impl Checkpoints {
     /// Called by the writer after each commit, between batches.
     pub fn committed(&self, writer: &Connection) {
+        if self.failed.reason().is_some() {
+            return;
+        }
         if self.log_frames.load(Ordering::Relaxed) >= LOG_LIMIT {
-            match passive(writer) {
+            match checkpoint(writer, &self.failed) {
                 Ok(frames) => self.log_frames.store(frames, Ordering::Relaxed),
                 // The checkpointer is at it: the next commit looks again.
                 Err(error) if error.is_transient() => {}
@@ -85,7 +105,7 @@ impl Checkpoints {
     }
 }
 
-fn run(conn: &Connection, nudges: &Receiver<()>, log_frames: &AtomicI64) {
+fn run(conn: &Connection, nudges: &Receiver<()>, log_frames: &AtomicI64, failed: &Failed) {
     let mut last = Instant::now() - EVERY;
     loop {
         match nudges.recv_timeout(Duration::from_secs(1)) {
@@ -96,13 +116,31 @@ fn run(conn: &Connection, nudges: &Receiver<()>, log_frames: &AtomicI64) {
         }
         std::thread::sleep(EVERY.saturating_sub(last.elapsed()));
         last = Instant::now();
-        match passive(conn) {
+        if failed.reason().is_some() {
+            syncer::seal(conn);
+            continue;
+        }
+        match checkpoint(conn, failed) {
             Ok(frames) => log_frames.store(frames, Ordering::Relaxed),
             // Busy or locked: the next commit nudges again.
             Err(error) if error.is_transient() => {}
             Err(error) => tracing::warn!(%error, "could not checkpoint the write-ahead log"),
         }
     }
+    // The last connection to close checkpoints, and this one usually is.
+    if failed.reason().is_some() {
+        syncer::seal(conn);
+    }
+}
+
+/// [`passive`], recording a failed fsync.
+fn checkpoint(conn: &Connection, failed: &Failed) -> Result<i64> {
+    passive(conn).inspect_err(|error| {
+        if error.is_failed_fsync() {
+            failed.set(format!("checkpoint: {error}"));
+            syncer::seal(conn);
+        }
+    })
 }
 
 /// Copies what it can of the log into the database file without blocking anyone; returns how
@@ -137,7 +175,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE t (v BLOB); PRAGMA wal_checkpoint(TRUNCATE);")
             .unwrap();
-        let (checkpoints, thread) = start(&writer, &path).unwrap();
+        let (checkpoints, thread) = start(&writer, &path, Failed::default()).unwrap();
         let before = file_pages(&path);
         for _ in 0..50 {
             writer

@@ -85,6 +85,19 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether SQLite failed to fsync a file: unlike other I/O errors, that one leaves no way
+    /// to know what reached the disk (see `store::syncer`).
+    pub fn is_failed_fsync(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_IOERR_FSYNC | rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC
+                )
+        )
+    }
 }
 
 /// UTC instants as stored: fixed width, so text order is time order

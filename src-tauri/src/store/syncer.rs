@@ -14,11 +14,12 @@
 //! fsyncs the log before copying it, and a crash loses at most a suffix of the commits, none of
 //! which was answered.
 //!
-//! A failed fsync is final for this run. The kernel may have dropped the pages it could not
-//! write, and a later fsync that succeeds says nothing about them; a commit made after them is
-//! behind a gap in the log, where SQLite's recovery stops after a crash. So from the first
-//! failure on, nothing is answered as stored until a restart, whose recovery reads what is
-//! really on disk (PostgreSQL stops for the same reason). Senders are told to retry.
+//! A failed fsync is final for this run ([`Failed`]). The kernel may have dropped the pages it
+//! could not write, and a later fsync that succeeds says nothing about them; a commit made after
+//! them is behind a gap in the log, where SQLite's recovery stops after a crash. So from the
+//! first failure on, nothing is answered as stored and nothing is copied into the database file
+//! (`store::checkpoint`) until a restart, whose recovery reads what is really on disk
+//! (PostgreSQL stops for the same reason). Senders are told to retry.
 
 use std::fs::File;
 use std::io;
@@ -26,13 +27,46 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use super::{Result, StoreError};
 
 /// What waits for a commit to be on disk: told whether it is.
 pub type Durable = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Set once an fsync of the store failed: shared by the syncer, the checkpointer and the writer,
+/// which from then on neither vouch for a commit nor copy the log into the database file.
+#[derive(Clone, Default)]
+pub struct Failed(Arc<OnceLock<String>>);
+
+impl Failed {
+    /// Records the first failure; later ones change nothing.
+    pub fn set(&self, what: impl std::fmt::Display) {
+        let reason = format!(
+            "an earlier write to disk failed ({what}): deliveries are refused until Rollcall is \
+             restarted"
+        );
+        if self.0.set(reason).is_ok() {
+            tracing::error!(error = %what, "a write to disk failed: deliveries are refused until Rollcall is restarted");
+        }
+    }
+
+    /// Why the store refuses, once it does.
+    pub fn reason(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// Keeps SQLite from copying the log into the database file when `conn` closes, as the last
+/// connection otherwise does: after a failed fsync that copy could put pages from beyond the gap
+/// into the database file.
+pub fn seal(conn: &rusqlite::Connection) {
+    use rusqlite::config::DbConfig;
+    if let Err(error) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::error!(%error, "could not keep the connection from checkpointing on close");
+    }
+}
 
 /// The writer's side: hands over what waits for the commit just made.
 pub struct Syncer {
@@ -57,22 +91,24 @@ impl SyncerThread {
 pub fn start(
     database: &std::path::Path,
     synced: impl Fn() + Send + 'static,
+    failed: Failed,
 ) -> Result<(Syncer, SyncerThread)> {
     let mut log = Log::new(database);
-    start_with(move || log.sync(), synced)
+    start_with(move || log.sync(), synced, failed)
 }
 
 /// [`start`] with any way of making commits durable (tests make one that waits or fails).
 pub fn start_with(
     sync: impl FnMut() -> io::Result<()> + Send + 'static,
     synced: impl Fn() + Send + 'static,
+    failed: Failed,
 ) -> Result<(Syncer, SyncerThread)> {
     let (waiting, queue) = channel();
     let outstanding = Arc::new(AtomicUsize::new(0));
     let answered = outstanding.clone();
     let thread = std::thread::Builder::new()
         .name("rollcall-syncer".into())
-        .spawn(move || run(&queue, sync, &answered, synced))
+        .spawn(move || run(&queue, sync, &answered, synced, &failed))
         .map_err(|e| StoreError::Unavailable(format!("could not start the syncer: {e}")))?;
     let syncer = Syncer {
         waiting,
@@ -105,23 +141,15 @@ fn run(
     mut sync: impl FnMut() -> io::Result<()>,
     outstanding: &AtomicUsize,
     synced: impl Fn(),
+    failed: &Failed,
 ) {
-    let mut failed: Option<String> = None;
     while let Ok(first) = queue.recv() {
         let mut waiting = vec![first];
         waiting.extend(queue.try_iter());
-        let outcome = match &failed {
-            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+        let outcome = match failed.reason() {
+            Some(reason) => Err(StoreError::Unavailable(reason.to_owned())),
             None => sync().map_err(|e| {
-                tracing::error!(
-                    error = %e,
-                    "could not fsync the write-ahead log: deliveries are refused until Rollcall \
-                     is restarted"
-                );
-                failed = Some(format!(
-                    "an earlier write to disk failed ({e}): deliveries are refused until \
-                     Rollcall is restarted"
-                ));
+                failed.set(format!("fsync of the write-ahead log: {e}"));
                 StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))
             }),
         };
@@ -195,6 +223,7 @@ mod tests {
                 Ok(())
             },
             || {},
+            Failed::default(),
         )
         .unwrap();
         let gated = Gated {
@@ -235,6 +264,7 @@ mod tests {
         let (syncer, thread) = start_with(
             move || gate.recv().map_err(io::Error::other),
             move || done.send(()).unwrap(),
+            Failed::default(),
         )
         .unwrap();
         assert!(!syncer.busy());
@@ -274,6 +304,7 @@ mod tests {
 
     #[test]
     fn after_a_failed_sync_nothing_is_answered_as_stored_even_when_a_later_sync_succeeds() {
+        let failed = Failed::default();
         let syncs = Arc::new(Mutex::new(0));
         let counted = syncs.clone();
         let (syncer, thread) = start_with(
@@ -287,6 +318,7 @@ mod tests {
                 }
             },
             || {},
+            failed.clone(),
         )
         .unwrap();
         let (told, answers) = sync_channel(8);
@@ -315,6 +347,7 @@ mod tests {
         let why = told_why.lock().unwrap();
         assert!(why[0].contains("EIO"), "{why:?}");
         assert!(why[1].contains("restart"), "{why:?}");
+        assert!(failed.reason().is_some_and(|r| r.contains("EIO")));
     }
 
     #[test]

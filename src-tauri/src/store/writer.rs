@@ -16,7 +16,9 @@
 //! the writer commits without it and goes on with the next batch while the disk works. Tasks
 //! commit with the fsync, as any other writer does. When a commit fails (disk full, database
 //! locked by another process), every request of the batch gets a transient error and its sender
-//! retries; nothing was half-written, because the transaction rolled back.
+//! retries; nothing was half-written, because the transaction rolled back. A failed fsync is
+//! different: it is final until a restart (`store::syncer`), and the connection is sealed so
+//! that closing it copies nothing into the database file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,7 +35,7 @@ use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
 use super::sources::{self, Rejection, SourceCheck};
-use super::syncer::{self, Syncer, SyncerThread};
+use super::syncer::{self, Failed, Syncer, SyncerThread};
 use super::{open_writer, Result, StoreError, StoreOptions};
 
 /// Requests waiting beyond this apply backpressure to the HTTP handlers.
@@ -124,22 +126,37 @@ impl Writer {
     pub fn start(path: &Path, options: &StoreOptions) -> Result<(Writer, WriterThread)> {
         let conn = open_writer(path, options)?;
         let backlog = Backlog::recover(&conn)?;
-        let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path)?;
+        let failed = Failed::default();
+        let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path, failed.clone())?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         // Weak: the queue closes, and the writer stops, once the handles are gone.
         let tell = jobs.downgrade();
-        let (syncer, syncer_thread) = syncer::start(path, move || {
-            // A full queue wakes the writer anyway.
-            if let Some(jobs) = tell.upgrade() {
-                let _ = jobs.try_send(Job::Synced);
-            }
-        })?;
+        let (syncer, syncer_thread) = syncer::start(
+            path,
+            move || {
+                // A full queue wakes the writer anyway.
+                if let Some(jobs) = tell.upgrade() {
+                    let _ = jobs.try_send(Job::Synced);
+                }
+            },
+            failed.clone(),
+        )?;
         set_durable(&conn, false)?;
         let (committed, _) = broadcast::channel(256);
         let announcer = committed.clone();
         let thread = std::thread::Builder::new()
             .name("rollcall-writer".into())
-            .spawn(move || run(conn, queue, backlog, &announcer, &checkpoints, &syncer))
+            .spawn(move || {
+                run(
+                    conn,
+                    queue,
+                    backlog,
+                    &announcer,
+                    &checkpoints,
+                    &syncer,
+                    &failed,
+                )
+            })
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
         let thread = WriterThread {
             writer: thread,
@@ -212,6 +229,7 @@ fn run(
     announcer: &broadcast::Sender<Committed>,
     checkpoints: &Checkpoints,
     syncer: &Syncer,
+    failed: &Failed,
 ) {
     let mut pace = Pace::default();
     let mut carried = None;
@@ -270,6 +288,9 @@ fn run(
         Some(Instant::now() + STOP_DRAIN),
         announcer,
     );
+    if failed.reason().is_some() {
+        syncer::seal(&conn);
+    }
 }
 
 /// How much projecting the writer owes the backlog while webhooks keep it busy.
