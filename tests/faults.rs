@@ -263,6 +263,10 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
         let message = receipt["message"].as_str().unwrap_or_default();
         assert!(message.contains("restarted"), "{receipt}");
     }
+    let (status, meta) = app.get("/api/meta").await;
+    assert_eq!(status, 200);
+    let shown = meta["store_failure"].as_str().unwrap_or_default();
+    assert!(shown.contains("restarted"), "the dashboard is told: {meta}");
 
     let dir = app.stop().await;
     disk.forget_cache();
@@ -270,6 +274,8 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     let (status, receipt) = answer(app.post("tagmango", trigger, registrant(200, 100)).await).await;
     assert_eq!(status, 200, "after the restart: {receipt}");
     acknowledged.push(receipt["delivery"].as_i64().unwrap());
+    let (_, meta) = app.get("/api/meta").await;
+    assert!(meta["store_failure"].is_null(), "{meta}");
     let db = app.db();
     let integrity: String = db
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

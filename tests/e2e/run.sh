@@ -31,6 +31,8 @@ echo "== e2e: webinar list paging in Chromium"
 node --test --test-reporter=spec tests/e2e/paging.test.mjs || status=1
 echo "== e2e: platform hookup in Chromium"
 node --test --test-reporter=spec tests/e2e/subscriptions.test.mjs || status=1
+echo "== e2e: failing disk in Chromium"
+node --test --test-reporter=spec tests/e2e/disk.test.mjs || status=1
 echo "== e2e: desktop window under Xvfb"
 xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-reporter=spec tests/e2e/desktop.test.mjs || status=1
 echo "screenshots: tests/e2e/artifacts/"

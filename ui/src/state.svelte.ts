@@ -1,6 +1,6 @@
 // App-wide state: the organizer's zone, /api/meta, and the live event stream.
 import { Api, type Changes } from './api';
-import type { Meta } from './types';
+import type { Meta, StoreEvent } from './types';
 import { storedZone, storeZone } from './lib/tz';
 
 class AppState {
@@ -29,6 +29,8 @@ class Live {
   last = $state<Changes | null>(null);
   /** Bumped on every `tunnel` event (status, URL or output changed). */
   tunnelVersion = $state(0);
+  /** Why deliveries are refused until a restart, from a `store` event (a failed write to disk). */
+  storeFailure = $state<string | null>(null);
   private source: EventSource | null = null;
   private retry: ReturnType<typeof setTimeout> | null = null;
   private delay = 1000;
@@ -54,6 +56,14 @@ class Live {
     });
     es.addEventListener('tunnel', () => {
       this.tunnelVersion += 1;
+    });
+    es.addEventListener('store', (ev) => {
+      try {
+        const s = JSON.parse((ev as MessageEvent<string>).data) as StoreEvent;
+        this.storeFailure = s.failure;
+      } catch {
+        /* a malformed event: ignore it */
+      }
     });
     es.onerror = () => {
       this.connected = false;

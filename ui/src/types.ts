@@ -26,6 +26,7 @@ export type { SelfTestResult } from './bindings/SelfTestResult';
 export type { SessionInfo } from './bindings/SessionInfo';
 export type { Source } from './bindings/Source';
 export type { SourceView } from './bindings/SourceView';
+export type { StoreEvent } from './bindings/StoreEvent';
 export type { TimeStats } from './bindings/TimeStats';
 export type { Timeline } from './bindings/Timeline';
 export type { TimelineEntry } from './bindings/TimelineEntry';

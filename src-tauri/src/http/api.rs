@@ -93,6 +93,16 @@ pub struct Meta {
     time_zone: &'static str,
     hook_base_url: String,
     platforms: Vec<PlatformMeta>,
+    /// Set once a write to disk has failed: deliveries are refused until a restart.
+    store_failure: Option<String>,
+}
+
+/// The `store` event: sent when a write to disk fails, after which deliveries are refused until
+/// a restart.
+#[derive(Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct StoreEvent {
+    failure: Option<String>,
 }
 
 #[derive(Serialize, ts_rs::TS)]
@@ -114,6 +124,7 @@ pub async fn meta(State(state): State<DashboardState>) -> Json<Meta> {
                 name: p.display_name(),
             })
             .collect(),
+        store_failure: state.writer.failure().borrow().clone(),
     })
 }
 
@@ -696,8 +707,27 @@ async fn tunnel_events(
     }
 }
 
-/// Server-sent events: `changes` with what was committed since the last event, and `tunnel`
-/// when the tunnel's status or URL changes.
+/// `store` events: once, when a write to disk fails (`/api/meta` says it from then on).
+async fn store_events(
+    mut failure: tokio::sync::watch::Receiver<Option<String>>,
+    events: mpsc::Sender<Result<Event, Infallible>>,
+) {
+    while failure.changed().await.is_ok() {
+        let report = StoreEvent {
+            failure: failure.borrow_and_update().clone(),
+        };
+        let event = Event::default()
+            .event("store")
+            .json_data(&report)
+            .unwrap_or_default();
+        if events.send(Ok(event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Server-sent events: `changes` with what was committed since the last event, `tunnel` when
+/// the tunnel's status or URL changes, and `store` when a write to disk fails.
 pub async fn events(
     State(state): State<DashboardState>,
 ) -> Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>> {
@@ -706,6 +736,7 @@ pub async fn events(
     // Something at once, so the client (and any proxy) sees the stream open.
     let _ = events.try_send(Ok(Event::default().comment("connected")));
     tokio::spawn(tunnel_events(state.public.subscribe(), events.clone()));
+    tokio::spawn(store_events(state.writer.failure(), events.clone()));
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {

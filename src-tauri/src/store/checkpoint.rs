@@ -85,7 +85,7 @@ pub fn start(
 impl Checkpoints {
     /// Called by the writer after each commit, between batches.
     pub fn committed(&self, writer: &Connection) {
-        if self.failed.reason().is_some() {
+        if self.failed.is_set() {
             return;
         }
         if self.log_frames.load(Ordering::Relaxed) >= LOG_LIMIT {
@@ -116,7 +116,7 @@ fn run(conn: &Connection, nudges: &Receiver<()>, log_frames: &AtomicI64, failed:
         }
         std::thread::sleep(EVERY.saturating_sub(last.elapsed()));
         last = Instant::now();
-        if failed.reason().is_some() {
+        if failed.is_set() {
             syncer::seal(conn);
             continue;
         }
@@ -128,7 +128,7 @@ fn run(conn: &Connection, nudges: &Receiver<()>, log_frames: &AtomicI64, failed:
         }
     }
     // The last connection to close checkpoints, and this one usually is.
-    if failed.reason().is_some() {
+    if failed.is_set() {
         syncer::seal(conn);
     }
 }

@@ -27,8 +27,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
 use std::thread::JoinHandle;
+use tokio::sync::watch;
 
 use super::{Result, StoreError};
 
@@ -36,25 +38,47 @@ use super::{Result, StoreError};
 pub type Durable = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
 /// Set once an fsync of the store failed: shared by the syncer, the checkpointer and the writer,
-/// which from then on neither vouch for a commit nor copy the log into the database file.
-#[derive(Clone, Default)]
-pub struct Failed(Arc<OnceLock<String>>);
+/// which from then on neither vouch for a commit nor copy the log into the database file, and
+/// watched by the dashboard, which says so.
+#[derive(Clone)]
+pub struct Failed(Arc<watch::Sender<Option<String>>>);
+
+impl Default for Failed {
+    fn default() -> Self {
+        Failed(Arc::new(watch::channel(None).0))
+    }
+}
 
 impl Failed {
     /// Records the first failure; later ones change nothing.
     pub fn set(&self, what: impl std::fmt::Display) {
-        let reason = format!(
-            "an earlier write to disk failed ({what}): deliveries are refused until Rollcall is \
-             restarted"
-        );
-        if self.0.set(reason).is_ok() {
+        let first = self.0.send_if_modified(|reason| {
+            if reason.is_some() {
+                return false;
+            }
+            *reason = Some(format!(
+                "an earlier write to disk failed ({what}): deliveries are refused until Rollcall \
+                 is restarted"
+            ));
+            true
+        });
+        if first {
             tracing::error!(error = %what, "a write to disk failed: deliveries are refused until Rollcall is restarted");
         }
     }
 
     /// Why the store refuses, once it does.
-    pub fn reason(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+    pub fn reason(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
+    /// Sees the failure when it happens.
+    pub fn watch(&self) -> watch::Receiver<Option<String>> {
+        self.0.subscribe()
     }
 }
 
@@ -147,7 +171,7 @@ fn run(
         let mut waiting = vec![first];
         waiting.extend(queue.try_iter());
         let outcome = match failed.reason() {
-            Some(reason) => Err(StoreError::Unavailable(reason.to_owned())),
+            Some(reason) => Err(StoreError::Unavailable(reason)),
             None => sync().map_err(|e| {
                 failed.set(format!("fsync of the write-ahead log: {e}"));
                 StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))

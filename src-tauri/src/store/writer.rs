@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
@@ -101,6 +101,7 @@ pub struct Committed {
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     committed: broadcast::Sender<Committed>,
+    failed: Failed,
 }
 
 /// The running thread, to be joined on shutdown once every [`Writer`] handle is dropped.
@@ -127,6 +128,7 @@ impl Writer {
         let conn = open_writer(path, options)?;
         let backlog = Backlog::recover(&conn)?;
         let failed = Failed::default();
+        let watched = failed.clone();
         let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path, failed.clone())?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         // Weak: the queue closes, and the writer stops, once the handles are gone.
@@ -163,7 +165,12 @@ impl Writer {
             checkpoints: checkpoint_thread,
             syncer: syncer_thread,
         };
-        Ok((Writer { jobs, committed }, thread))
+        let writer = Writer {
+            jobs,
+            committed,
+            failed: watched,
+        };
+        Ok((writer, thread))
     }
 
     /// Journals one delivery; resolves once it is committed.
@@ -211,6 +218,11 @@ impl Writer {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
         self.committed.subscribe()
+    }
+
+    /// Why deliveries are refused until a restart (a failed write to disk), once they are.
+    pub fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.failed.watch()
     }
 
     async fn send(&self, job: Job) -> Result<()> {
@@ -288,7 +300,7 @@ fn run(
         Some(Instant::now() + STOP_DRAIN),
         announcer,
     );
-    if failed.reason().is_some() {
+    if failed.is_set() {
         syncer::seal(&conn);
     }
 }
