@@ -28,8 +28,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-
 use std::thread::JoinHandle;
+
 use tokio::sync::watch;
 
 use super::{Result, StoreError};
@@ -72,6 +72,7 @@ impl Failed {
         self.0.borrow().clone()
     }
 
+    /// Whether the store refuses.
     pub fn is_set(&self) -> bool {
         self.0.borrow().is_some()
     }
