@@ -143,6 +143,22 @@ fn fill(disk: &Path) -> PathBuf {
     ballast
 }
 
+/// The database passes SQLite's integrity check and holds each acknowledged delivery once.
+fn assert_intact_with(db: &rusqlite::Connection, acknowledged: &[i64]) {
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    for id in acknowledged {
+        let found: i64 = db
+            .query_row("SELECT count(*) FROM deliveries WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged delivery {id}");
+    }
+}
+
 fn registrant(n: usize, pad: usize) -> String {
     format!(
         r#"{{"name":"Person {n}","email":"p{n}@example.com","webinar":"Disk","webinarId":"disk","pad":"{}"}}"#,
@@ -190,18 +206,7 @@ async fn a_full_disk_answers_503_then_resumes_by_itself_when_space_returns() {
     }
 
     let db = app.db();
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    for id in &acknowledged {
-        let found: i64 = db
-            .query_row("SELECT count(*) FROM deliveries WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(found, 1, "acknowledged delivery {id}");
-    }
+    assert_intact_with(&db, &acknowledged);
     let stored = app.count("SELECT count(*) FROM deliveries");
     assert_eq!(
         stored as usize,
@@ -277,18 +282,7 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     let (_, meta) = app.get("/api/meta").await;
     assert!(meta["store_failure"].is_null(), "{meta}");
     let db = app.db();
-    let integrity: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    for id in &acknowledged {
-        let found: i64 = db
-            .query_row("SELECT count(*) FROM deliveries WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(found, 1, "acknowledged delivery {id}");
-    }
+    assert_intact_with(&db, &acknowledged);
     support::reliability::record(
         "failed_fsync",
         &serde_json::json!({

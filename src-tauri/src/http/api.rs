@@ -690,34 +690,19 @@ impl Changes {
     }
 }
 
-/// `tunnel` events: the tunnel's report each time it changes (status, URL, output).
-async fn tunnel_events(
-    mut tunnel: tokio::sync::watch::Receiver<crate::tunnel::TunnelReport>,
+/// Sends a `name` event with `payload` of the watched value each time it changes: `tunnel`
+/// with the tunnel's report (status, URL, output), `store` once a write to disk fails
+/// (`/api/meta` says it from then on).
+async fn watch_events<T, P: Serialize>(
+    mut watched: tokio::sync::watch::Receiver<T>,
+    name: &'static str,
+    payload: impl Fn(&T) -> P,
     events: mpsc::Sender<Result<Event, Infallible>>,
 ) {
-    while tunnel.changed().await.is_ok() {
-        let report = tunnel.borrow_and_update().clone();
+    while watched.changed().await.is_ok() {
+        let report = payload(&watched.borrow_and_update());
         let event = Event::default()
-            .event("tunnel")
-            .json_data(&report)
-            .unwrap_or_default();
-        if events.send(Ok(event)).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// `store` events: once, when a write to disk fails (`/api/meta` says it from then on).
-async fn store_events(
-    mut failure: tokio::sync::watch::Receiver<Option<String>>,
-    events: mpsc::Sender<Result<Event, Infallible>>,
-) {
-    while failure.changed().await.is_ok() {
-        let report = StoreEvent {
-            failure: failure.borrow_and_update().clone(),
-        };
-        let event = Event::default()
-            .event("store")
+            .event(name)
             .json_data(&report)
             .unwrap_or_default();
         if events.send(Ok(event)).await.is_err() {
@@ -735,8 +720,13 @@ pub async fn events(
     let (events, stream) = mpsc::channel::<Result<Event, Infallible>>(4);
     // Something at once, so the client (and any proxy) sees the stream open.
     let _ = events.try_send(Ok(Event::default().comment("connected")));
-    tokio::spawn(tunnel_events(state.public.subscribe(), events.clone()));
-    tokio::spawn(store_events(state.writer.failure(), events.clone()));
+    let tunnel = state.public.subscribe();
+    tokio::spawn(watch_events(tunnel, "tunnel", Clone::clone, events.clone()));
+    let failure = state.writer.failure();
+    let store = |failure: &Option<String>| StoreEvent {
+        failure: failure.clone(),
+    };
+    tokio::spawn(watch_events(failure, "store", store, events.clone()));
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
