@@ -202,6 +202,12 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
     let before_13 = "DROP TRIGGER sources_revision; DROP TRIGGER source_keys_added;
         DROP TRIGGER source_keys_changed; DROP TRIGGER source_keys_removed;
         ALTER TABLE sources DROP COLUMN revision;";
+    // And migration 17 (18 finds its constraint already as it makes it).
+    let before_17 = "DROP INDEX deliveries_pending; DROP INDEX deliveries_status;
+        CREATE INDEX deliveries_status ON deliveries (status, id);
+        CREATE INDEX deliveries_source_received ON deliveries (source_id, received_at)
+            WHERE source_id IS NOT NULL;
+        DROP TABLE source_last_delivery;";
     for (version, earlier_table) in [(10, ""), (11, migration_11)] {
         let (dir, conn) = scenario_store();
         let kept = rows(&conn);
@@ -210,7 +216,7 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
         Connection::open(&db)
             .unwrap()
             .execute_batch(&format!(
-                "DROP TABLE participants; {earlier_table}; {before_13}
+                "DROP TABLE participants; {earlier_table}; {before_13} {before_17}
                  PRAGMA user_version = {version};"
             ))
             .unwrap();

@@ -1,6 +1,7 @@
 //! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), the
 //! BigMarker parser over one list of 50,000 attendees (attendees per second), and the journal +
-//! projection path (`journal::record`) for TagMango and BigMarker deliveries.
+//! projection path (`journal::record`) for TagMango and BigMarker deliveries, and journaling
+//! alone (`journal::append_beside`) as the writer does during a burst.
 //! Run by `bench/run`; never part of the test suite.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rollcall::facts::Platform;
 use rollcall::platforms::{self, Delivery};
 use rollcall::store::journal::{self, NewDelivery, Prepared, Via};
-use rollcall::store::{database_path, open_writer, StoreOptions};
+use rollcall::store::{database_path, open_writer, sources, StoreOptions};
+use rusqlite::Connection;
 
 struct Fixture {
     platform: Platform,
@@ -137,11 +139,7 @@ fn projection(c: &mut Criterion) {
                 (0..BATCH)
                     .map(|_| {
                         n += 1;
-                        let body = format!(
-                            r#"{{"name":"P {n}","email":"p{n}@example.com","phone":"+1","webinar":"W","webinarId":"w{}","webinarLink":"https://x"}}"#,
-                            n % 100
-                        );
-                        Prepared::new(new_delivery(Platform::Tagmango, Some("webinar.completed.all"), body))
+                        Prepared::new(tagmango_completed(n))
                     })
                     .collect::<Vec<_>>()
             },
@@ -158,9 +156,75 @@ fn projection(c: &mut Criterion) {
     group.finish();
 }
 
+/// Journaling alone, as the writer does during a burst: TagMango webhooks left waiting for the
+/// projection, in commits of 32 without an fsync (the syncer's), on a store with a source per
+/// platform where the other sources have deliveries too (so TagMango's are not the newest of
+/// every index by chance).
+fn journal_alone(c: &mut Criterion) {
+    const DELIVERIES: usize = 1024;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut conn =
+        open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("synchronous");
+    let mut tagmango = None;
+    for platform in Platform::ALL {
+        let source =
+            sources::add(&conn, platform, platform.as_str(), chrono_tz::UTC, &[]).expect("source");
+        if platform == Platform::Tagmango {
+            tagmango = Some(source.id);
+            continue;
+        }
+        let mut delivery = tagmango_completed(u64::from(source.id as u32) << 40);
+        delivery.source_id = Some(source.id);
+        journal::record(&conn, &Prepared::new(delivery)).expect("record");
+    }
+    let mut n = 0u64;
+    let mut group = c.benchmark_group("journal");
+    group.throughput(Throughput::Elements(DELIVERIES as u64));
+    group.bench_function("tagmango webhooks, commits of 32", |b| {
+        b.iter_batched(
+            || {
+                (0..DELIVERIES)
+                    .map(|_| {
+                        n += 1;
+                        let mut delivery = tagmango_completed(n);
+                        delivery.source_id = tagmango;
+                        Prepared::new(delivery)
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |deliveries| journal_commits(&mut conn, &deliveries),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+/// Kept out of line so that `valgrind --tool=callgrind --toggle-collect='*journal_commits*'`
+/// counts the journaling alone.
+#[inline(never)]
+fn journal_commits(conn: &mut Connection, deliveries: &[Prepared]) {
+    for commit in deliveries.chunks(32) {
+        let tx = conn.transaction().expect("tx");
+        for prepared in commit {
+            journal::append_beside(&tx, prepared, None).expect("append");
+        }
+        tx.commit().expect("commit");
+    }
+}
+
+fn tagmango_completed(n: u64) -> NewDelivery {
+    let body = format!(
+        r#"{{"name":"P {n}","email":"p{n}@example.com","phone":"+1","webinar":"W","webinarId":"w{}","webinarLink":"https://x"}}"#,
+        n % 100
+    );
+    new_delivery(Platform::Tagmango, Some("webinar.completed.all"), body)
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = parsers, projection
+    targets = parsers, projection, journal_alone
 }
 criterion_main!(benches);

@@ -71,14 +71,14 @@ pub struct Slice {
     pub webinars: Vec<String>,
 }
 
+const RECOVER: &str =
+    "SELECT id, length(body), identity FROM deliveries WHERE status = 'pending' ORDER BY id";
+
 impl Backlog {
     /// The deliveries a previous run journaled but did not project (an index lookup, no scan).
     pub fn recover(conn: &Connection) -> Result<Backlog> {
         let mut backlog = Backlog::default();
-        let mut stmt = conn.prepare(
-            "SELECT id, length(body), identity FROM deliveries WHERE status = 'pending'
-             ORDER BY id",
-        )?;
+        let mut stmt = conn.prepare(RECOVER)?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
         })?;
@@ -245,6 +245,20 @@ mod tests {
     use crate::facts::Platform;
     use crate::store::journal::{NewDelivery, Via};
     use crate::store::{open_writer, StoreOptions};
+
+    #[test]
+    fn a_restart_finds_the_waiting_deliveries_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {RECOVER}"))
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(plan, ["SCAN deliveries USING INDEX deliveries_pending"]);
+    }
 
     fn registrant(n: u32) -> Arc<Prepared> {
         let body = format!(

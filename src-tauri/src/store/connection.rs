@@ -19,6 +19,7 @@ pub fn migrations() -> Migrations<'static> {
         .expect("migrations directory is well-formed")
         .edit(6, |m| m.set_up_hook(widen_status_check))
         .edit(12, |m| m.set_up_hook(fill_participants))
+        .edit(18, |m| m.set_up_hook(status_check_as_comparisons))
         .finalize()
 }
 
@@ -38,14 +39,44 @@ fn fill_participants(tx: &rusqlite::Transaction) -> HookResult {
 /// table's SQL is edited in place and the schema cookie bumped, as SQLite documents for
 /// loosening a constraint, instead of copying the whole journal into a new table.
 fn widen_status_check(tx: &rusqlite::Transaction) -> HookResult {
-    const OLD: &str = "CHECK (status IN ('projected',";
-    const NEW: &str = "CHECK (status IN ('pending', 'projected',";
+    edit_deliveries_sql(
+        tx,
+        "CHECK (status IN ('projected',",
+        "CHECK (status IN ('pending', 'projected',",
+    )
+}
+
+/// Migration 18: the same constraint as comparisons, which SQLite checks without building a
+/// temporary index for the IN list each time (see the migration).
+fn status_check_as_comparisons(tx: &rusqlite::Transaction) -> HookResult {
+    edit_deliveries_sql(
+        tx,
+        "CHECK (status IN ('pending', 'projected', 'duplicate', 'quarantined', 'ignored'))",
+        concat!(
+            "CHECK (status = 'pending' OR status = 'projected' OR status = 'duplicate' ",
+            "OR status = 'quarantined' OR status = 'ignored')"
+        ),
+    )
+}
+
+/// Replaces `old` with `new` in the deliveries table's SQL, which must hold one of them once
+/// (holding `new` already, it is left as it is); `new` may only allow what `old` allowed and
+/// more, since no row is checked again.
+fn edit_deliveries_sql(tx: &rusqlite::Transaction, old: &str, new: &str) -> HookResult {
+    let done: bool = tx.query_row(
+        "SELECT instr(sql, ?1) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'deliveries'",
+        [new],
+        |row| row.get(0),
+    )?;
+    if done {
+        return Ok(());
+    }
     let cookie: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0))?;
     tx.pragma_update(None, "writable_schema", true)?;
     let edited = tx.execute(
         "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)
          WHERE type = 'table' AND name = 'deliveries' AND instr(sql, ?1) > 0",
-        [OLD, NEW],
+        [old, new],
     )?;
     tx.pragma_update(None, "schema_version", cookie + 1)?;
     tx.pragma_update(None, "writable_schema", false)?;
@@ -322,6 +353,109 @@ mod tests {
             })
             .unwrap();
         }
+    }
+
+    /// The reindex copies the journal with SQLite's transfer optimization only between tables
+    /// alike, constraints included; and a journal migrated from the first version must check
+    /// exactly what a new one does.
+    #[test]
+    fn a_migrated_journal_has_the_schema_of_a_new_one() {
+        let schema = |conn: &Connection| -> Vec<(String, String)> {
+            conn.prepare(
+                "SELECT name, sql FROM sqlite_schema
+                 WHERE tbl_name IN ('deliveries', 'source_last_delivery') ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = open_writer(&dir.path().join("new.sqlite3"), &StoreOptions::default()).unwrap();
+        let old = dir.path().join("old.sqlite3");
+        migrations()
+            .to_version(&mut Connection::open(&old).unwrap(), 1)
+            .unwrap();
+        let migrated = open_writer(&old, &StoreOptions::default()).unwrap();
+        assert_eq!(schema(&migrated), schema(&fresh));
+        let sql = &schema(&fresh)[0];
+        assert_eq!(sql.0, "deliveries");
+        assert!(
+            sql.1.contains("status = 'pending' OR status = 'projected'"),
+            "{}",
+            sql.1
+        );
+    }
+
+    /// An `IN (...)` list of more than two values in the CHECK made SQLite build a temporary
+    /// index every time a delivery was journaled (migration 18).
+    #[test]
+    fn journaling_builds_no_temporary_index_and_still_refuses_an_unknown_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        drop(open_writer(&path, &StoreOptions::default()).unwrap());
+        // A connection of its own: the one that migrated compiles with the schema it had
+        // cached until its next transaction notices the change.
+        let conn = Connection::open(&path).unwrap();
+        let insert = "INSERT INTO deliveries (platform, received_at, via, headers, body,
+                body_sha256, time_zone, identity, status)
+             VALUES ('tagmango', '2026-01-01T00:00:00.000Z', 'webhook', '{}', x'00', 'h', 'UTC',
+                'i', ?1)";
+        let opcodes: Vec<String> = conn
+            .prepare(&format!("EXPLAIN {insert}"))
+            .unwrap()
+            .query_map(["pending"], |row| row.get(1))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(opcodes.iter().any(|op| op == "Insert"), "{opcodes:?}");
+        assert!(
+            !opcodes.iter().any(|op| op == "OpenEphemeral"),
+            "{opcodes:?}"
+        );
+        for status in [
+            "pending",
+            "projected",
+            "duplicate",
+            "quarantined",
+            "ignored",
+        ] {
+            conn.execute(insert, [status]).unwrap();
+        }
+        let refused = conn.execute(insert, ["lost"]).unwrap_err();
+        assert!(
+            refused.to_string().contains("CHECK constraint failed"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn migration_17_keeps_each_sources_last_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut old = Connection::open(&path).unwrap();
+        migrations().to_version(&mut old, 16).unwrap();
+        old.execute_batch(
+            "INSERT INTO sources (id, platform, label, token, token_sha256, time_zone, created_at)
+             VALUES (1, 'tagmango', 'a', 't1', 'h1', 'UTC', '2026-01-01T00:00:00.000Z'),
+                    (2, 'bigmarker', 'b', 't2', 'h2', 'UTC', '2026-01-01T00:00:00.000Z'),
+                    (3, 'livestorm', 'c', 't3', 'h3', 'UTC', '2026-01-01T00:00:00.000Z');
+             INSERT INTO deliveries (platform, source_id, received_at, via, headers, body,
+                body_sha256, time_zone, identity, status)
+             VALUES ('tagmango', 1, '2026-01-02T00:00:00.000Z', 'webhook', '{}', x'', 'h', 'UTC', 'a', 'pending'),
+                    ('tagmango', 1, '2026-01-03T00:00:00.000Z', 'webhook', '{}', x'', 'h', 'UTC', 'b', 'projected'),
+                    ('tagmango', 1, '2026-01-01T12:00:00.000Z', 'import', '{}', x'', 'h', 'UTC', 'c', 'projected'),
+                    ('bigmarker', 2, '2026-01-05T00:00:00.000Z', 'webhook', '{}', x'', 'h', 'UTC', 'd', 'quarantined'),
+                    ('bigmarker', NULL, '2026-01-09T00:00:00.000Z', 'import', '{}', x'', 'h', 'UTC', 'e', 'projected');",
+        )
+        .unwrap();
+        drop(old);
+        let conn = open_writer(&path, &StoreOptions::default()).unwrap();
+        let last = |source| super::super::subscriptions::last_delivery(&conn, source).unwrap();
+        assert_eq!(last(1).as_deref(), Some("2026-01-03T00:00:00.000Z"));
+        assert_eq!(last(2).as_deref(), Some("2026-01-05T00:00:00.000Z"));
+        assert_eq!(last(3), None, "a source that never received anything");
     }
 
     #[test]

@@ -151,10 +151,10 @@ pub fn set_auto_repoint(conn: &Connection, on: bool) -> Result<()> {
 
 /// When `source_id` last received a delivery (webhook or import), if ever.
 pub fn last_delivery(conn: &Connection, source_id: i64) -> Result<Option<String>> {
-    // Served by the index deliveries_source_received: one probe at the end of the range.
     Ok(conn
-        .prepare_cached("SELECT MAX(received_at) FROM deliveries WHERE source_id = ?1")?
-        .query_row([source_id], |row| row.get(0))?)
+        .prepare_cached("SELECT received_at FROM source_last_delivery WHERE source_id = ?1")?
+        .query_row([source_id], |row| row.get(0))
+        .optional()?)
 }
 
 /// How far back a scheduled webinar still counts when looking for a silent source.
