@@ -272,6 +272,19 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     assert_eq!(status, 200);
     let shown = meta["store_failure"].as_str().unwrap_or_default();
     assert!(shown.contains("restarted"), "the dashboard is told: {meta}");
+    // A change from the dashboard would be behind the gap too: refused, with the reason.
+    let change = serde_json::json!({"platform": "livestorm", "label": "After the failure"});
+    let (status, refused) = answer(
+        app.api(reqwest::Method::POST, "/api/sources")
+            .json(&change)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 503, "a change after the failure: {refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("restarted"), "{refused}");
 
     let dir = app.stop().await;
     disk.forget_cache();
@@ -281,6 +294,11 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     acknowledged.push(receipt["delivery"].as_i64().unwrap());
     let (_, meta) = app.get("/api/meta").await;
     assert!(meta["store_failure"].is_null(), "{meta}");
+    let (_, listed) = app.get("/api/sources").await;
+    assert!(
+        !listed.to_string().contains("After the failure"),
+        "the refused change is not there: {listed}"
+    );
     let db = app.db();
     assert_intact_with(&db, &acknowledged);
     support::reliability::record(

@@ -88,6 +88,15 @@ impl StoreError {
 
     /// Whether SQLite failed to fsync a file: unlike other I/O errors, that one leaves no way
     /// to know what reached the disk (see `store::syncer`).
+    /// SQLite refused to write: the connection is read-only (`query_only`, after a failed fsync).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ReadOnly
+        )
+    }
+
     pub fn is_failed_fsync(&self) -> bool {
         matches!(
             self,

@@ -17,8 +17,11 @@
 //! commit with the fsync, as any other writer does. When a commit fails (disk full, database
 //! locked by another process), every request of the batch gets a transient error and its sender
 //! retries; nothing was half-written, because the transaction rolled back. A failed fsync is
-//! different: it is final until a restart (`store::syncer`), and the connection is sealed so
-//! that closing it copies nothing into the database file.
+//! different: it is final until a restart (`store::syncer`). From then on the writer writes
+//! nothing: deliveries are refused with the reason, the backlog waits for the restart, tasks run
+//! on a read-only connection (a backup still works; a change is refused rather than committed
+//! behind the gap), and the connection is sealed so that closing it copies nothing into the
+//! database file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -203,8 +206,13 @@ impl Writer {
         task: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, result) = oneshot::channel();
+        let failed = self.failed.clone();
         let job = Job::Run(Box::new(move |conn| {
-            let _ = reply.send(task(conn));
+            let outcome = task(conn).map_err(|error| match failed.reason() {
+                Some(reason) if error.is_read_only() => StoreError::Unavailable(reason),
+                _ => error,
+            });
+            let _ = reply.send(outcome);
         }));
         self.send(job).await?;
         result.await.map_err(|_| stopped())?
@@ -248,7 +256,7 @@ fn run(
     loop {
         let first = match carried
             .take()
-            .map_or_else(|| next(&mut queue, &backlog), Next::Batch)
+            .map_or_else(|| next(&mut queue, &backlog, failed), Next::Batch)
         {
             Next::Batch(job) => job,
             Next::Project => {
@@ -261,6 +269,10 @@ fn run(
             Next::Stop => break,
         };
         let batch = fill_batch(first, &mut queue);
+        if let Some(reason) = failed.reason() {
+            refuse(&mut conn, batch, &reason);
+            continue;
+        }
         let quiet = backlog.is_empty();
         let started = Instant::now();
         let mut arrivals = Arrivals::new(&mut queue, syncer, batch.iter().map(job_bytes).sum());
@@ -287,21 +299,42 @@ fn run(
             pace.settled();
         } else if !quiet {
             pace.earned(worked);
-            if let Some(slice) = backlog.ready().then(|| pace.due()).flatten() {
+            let ready = backlog.ready() && !failed.is_set();
+            if let Some(slice) = ready.then(|| pace.due()).flatten() {
                 project_alone(&mut conn, &mut backlog, slice, None, announcer);
                 checkpoints.committed(&conn);
             }
         }
     }
     // Every handle is gone and the queue is drained; the connection closes here.
+    if failed.is_set() {
+        syncer::seal(&conn);
+        return;
+    }
     drain(
         &mut conn,
         &mut backlog,
         Some(Instant::now() + STOP_DRAIN),
         announcer,
     );
-    if failed.is_set() {
-        syncer::seal(&conn);
+}
+
+/// After a failed fsync: answers deliveries with `reason` and runs tasks read-only, writing
+/// nothing, since a commit now would sit behind the gap in the log.
+fn refuse(conn: &mut Connection, batch: Vec<Job>, reason: &str) {
+    if let Err(error) = conn.pragma_update(None, "query_only", true) {
+        tracing::error!(%error, "could not make the writer's connection read-only");
+    }
+    for job in batch {
+        match job {
+            Job::Record(record) => {
+                let _ = record
+                    .reply
+                    .send(Err(StoreError::Unavailable(reason.to_owned())));
+            }
+            Job::Run(task) => task(conn),
+            Job::Reject(..) | Job::Synced => {}
+        }
     }
 }
 
@@ -340,8 +373,9 @@ enum Next {
     Stop,
 }
 
-fn next(queue: &mut mpsc::Receiver<Job>, backlog: &Backlog) -> Next {
-    if backlog.is_empty() {
+fn next(queue: &mut mpsc::Receiver<Job>, backlog: &Backlog, failed: &Failed) -> Next {
+    // After a failure the backlog waits for the restart, which projects it.
+    if backlog.is_empty() || failed.is_set() {
         return queue.blocking_recv().map_or(Next::Stop, Next::Batch);
     }
     // Senders waiting on their answers post again within a fraction of IDLE_AFTER, and a
