@@ -19,9 +19,9 @@
 //! retries; nothing was half-written, because the transaction rolled back. A failed fsync is
 //! different: it is final until a restart (`store::syncer`). From then on the writer writes
 //! nothing: deliveries are refused with the reason, the backlog waits for the restart, tasks run
-//! on a read-only connection (a backup still works; a change is refused rather than committed
-//! behind the gap), and the connection is sealed so that closing it copies nothing into the
-//! database file.
+//! on a read-only connection (what only reads still works; a change is refused rather than
+//! committed behind the gap), and the connection is sealed so that closing it copies nothing
+//! into the database file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
