@@ -135,14 +135,7 @@ fn projection(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("tagmango completed (journal + projection)", |b| {
         b.iter_batched(
-            || {
-                (0..BATCH)
-                    .map(|_| {
-                        n += 1;
-                        Prepared::new(tagmango_completed(n))
-                    })
-                    .collect::<Vec<_>>()
-            },
+            || tagmango_batch(&mut n, BATCH, None),
             |batch| {
                 let tx = conn.transaction().expect("tx");
                 for prepared in &batch {
@@ -167,7 +160,7 @@ fn journal_alone(c: &mut Criterion) {
         open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
     conn.pragma_update(None, "synchronous", "NORMAL")
         .expect("synchronous");
-    let mut tagmango = None;
+    let (mut tagmango, mut others) = (None, 1u64 << 40);
     for platform in Platform::ALL {
         let source =
             sources::add(&conn, platform, platform.as_str(), chrono_tz::UTC, &[]).expect("source");
@@ -175,25 +168,16 @@ fn journal_alone(c: &mut Criterion) {
             tagmango = Some(source.id);
             continue;
         }
-        let mut delivery = tagmango_completed(u64::from(source.id as u32) << 40);
-        delivery.source_id = Some(source.id);
-        journal::record(&conn, &Prepared::new(delivery)).expect("record");
+        for prepared in tagmango_batch(&mut others, 1, Some(source.id)) {
+            journal::record(&conn, &prepared).expect("record");
+        }
     }
     let mut n = 0u64;
     let mut group = c.benchmark_group("journal");
     group.throughput(Throughput::Elements(DELIVERIES as u64));
     group.bench_function("tagmango webhooks, commits of 32", |b| {
         b.iter_batched(
-            || {
-                (0..DELIVERIES)
-                    .map(|_| {
-                        n += 1;
-                        let mut delivery = tagmango_completed(n);
-                        delivery.source_id = tagmango;
-                        Prepared::new(delivery)
-                    })
-                    .collect::<Vec<_>>()
-            },
+            || tagmango_batch(&mut n, DELIVERIES, tagmango),
             |deliveries| journal_commits(&mut conn, &deliveries),
             BatchSize::LargeInput,
         )
@@ -212,6 +196,18 @@ fn journal_commits(conn: &mut Connection, deliveries: &[Prepared]) {
         }
         tx.commit().expect("commit");
     }
+}
+
+/// `count` distinct TagMango completions from `source`, numbered on from `n`.
+fn tagmango_batch(n: &mut u64, count: usize, source: Option<i64>) -> Vec<Prepared> {
+    (0..count)
+        .map(|_| {
+            *n += 1;
+            let mut delivery = tagmango_completed(*n);
+            delivery.source_id = source;
+            Prepared::new(delivery)
+        })
+        .collect()
 }
 
 fn tagmango_completed(n: u64) -> NewDelivery {
