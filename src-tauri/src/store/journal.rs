@@ -716,6 +716,7 @@ pub fn reprocess(conn: &Connection, id: i64) -> Result<Receipt> {
 /// Reprocesses every quarantined delivery.
 pub fn reprocess_quarantined(conn: &Connection) -> Result<ReindexReport> {
     let ids: Vec<i64> = conn
+        // `status != 'pending'` restates the status index's condition, so SQLite may use it.
         .prepare(
             "SELECT id FROM deliveries
              WHERE status = 'quarantined' AND status != 'pending' AND duplicate_of IS NULL
