@@ -124,12 +124,17 @@ fn new_delivery(platform: Platform, trigger: Option<&str>, body: String) -> NewD
     }
 }
 
+/// A new store in a temporary directory, removed when the directory is dropped.
+fn fresh_store() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("dir");
+    let conn = open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
+    (dir, conn)
+}
+
 /// Journal + projection of a batch of 256 unique TagMango deliveries in one transaction.
 fn projection(c: &mut Criterion) {
     const BATCH: usize = 256;
-    let dir = tempfile::tempdir().expect("dir");
-    let mut conn =
-        open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
+    let (_dir, mut conn) = fresh_store();
     let mut n = 0u64;
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -155,9 +160,7 @@ fn projection(c: &mut Criterion) {
 /// every index by chance).
 fn journal_alone(c: &mut Criterion) {
     const DELIVERIES: usize = 1024;
-    let dir = tempfile::tempdir().expect("dir");
-    let mut conn =
-        open_writer(&database_path(dir.path()), &StoreOptions::default()).expect("store");
+    let (_dir, mut conn) = fresh_store();
     conn.pragma_update(None, "synchronous", "NORMAL")
         .expect("synchronous");
     let (mut tagmango, mut others) = (None, 1u64 << 40);
