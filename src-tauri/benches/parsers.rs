@@ -194,9 +194,11 @@ fn journal_alone(c: &mut Criterion) {
 fn journal_commits(conn: &mut Connection, deliveries: &[Prepared]) {
     for commit in deliveries.chunks(32) {
         let tx = conn.transaction().expect("tx");
+        let mut appender = journal::Appender::new(&tx).expect("appender");
         for prepared in commit {
-            journal::append_beside(&tx, prepared, None).expect("append");
+            appender.append(prepared, None).expect("append");
         }
+        appender.finish().expect("finish");
         tx.commit().expect("commit");
     }
 }

@@ -674,10 +674,12 @@ fn commit(
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut receipts = Vec::with_capacity(jobs.records.len());
         let mut revisions = HashMap::new();
+        let mut appender = journal::Appender::new(&tx)?;
         let mut appended = 0;
         loop {
             for record in &jobs.records[appended..] {
-                receipts.push(append(&tx, record, backlog, &mut revisions)?);
+                let receipt = append(&tx, &mut appender, record, backlog, &mut revisions)?;
+                receipts.push(receipt);
             }
             appended = jobs.records.len();
             match arrivals.as_mut().and_then(|a| a.next(appended)) {
@@ -685,6 +687,7 @@ fn commit(
                 None => break,
             }
         }
+        appender.finish()?;
         let waited = arrivals.as_ref().map_or(Duration::ZERO, |a| a.waited);
         let rejections: Vec<_> = jobs
             .rejections
@@ -722,6 +725,7 @@ fn commit(
 /// Journals one delivery inside the batch's transaction, unless its source changed.
 fn append(
     tx: &Connection,
+    appender: &mut journal::Appender<'_>,
     record: &Record,
     backlog: &mut Backlog,
     revisions: &mut HashMap<i64, Option<i64>>,
@@ -731,7 +735,7 @@ fn append(
         return Ok(None);
     }
     let waiting = backlog.waiting_with(&prepared.identity);
-    let receipt = journal::append_beside(tx, prepared, waiting)?;
+    let receipt = appender.append(prepared, waiting)?;
     if receipt.status == Status::Pending {
         backlog.push(receipt.delivery, prepared.clone());
     }
