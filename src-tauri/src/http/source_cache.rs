@@ -10,33 +10,25 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use sha2::{Digest, Sha256};
-
 use crate::facts::Platform;
-use crate::store::sources::Source;
+use crate::store::sources::{self, Source};
 
 /// More active tokens than any organizer has; past it the cache starts again rather than grow
 /// with tokens that were rotated away.
 const MAX_ENTRIES: usize = 1024;
 
-/// Entries are found by the token's SHA-256, so that the lookup compares digests, never a
-/// guessed token's bytes with a real one's; the digest's own bytes, not its hex (which took an
-/// allocation per request).
-type Digest256 = [u8; 32];
-
-fn digest(token: &str) -> Digest256 {
-    Sha256::digest(token.as_bytes()).into()
-}
-
+/// Entries are found by the token's key (`sources::token_key`), so that the lookup compares
+/// digests, never a guessed token's bytes with a real one's: the digest's bytes, not the hex the
+/// database keeps (which took an allocation per request).
 #[derive(Default)]
 pub struct SourceCache {
-    by_digest: RwLock<HashMap<Digest256, Arc<Source>>>,
+    by_digest: RwLock<HashMap<[u8; 32], Arc<Source>>>,
 }
 
 impl SourceCache {
     /// The source remembered for `token` on `platform`.
     pub fn get(&self, platform: Platform, token: &str) -> Option<Arc<Source>> {
-        let digest = digest(token);
+        let digest = sources::token_key(token);
         let entries = self.by_digest.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&digest)
@@ -49,12 +41,12 @@ impl SourceCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(digest(&source.token), source);
+        entries.insert(sources::token_key(&source.token), source);
     }
 
     pub fn forget(&self, token: &str) {
         let mut entries = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&digest(token));
+        entries.remove(&sources::token_key(token));
     }
 }
 

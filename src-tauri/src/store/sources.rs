@@ -76,8 +76,13 @@ fn new_token() -> String {
 }
 
 /// The key tokens are looked up by: the lookup itself then leaks nothing about the token.
+pub fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// [`token_key`] as the hex text the database keeps.
 pub fn token_digest(token: &str) -> String {
-    format!("{:x}", Sha256::digest(token.as_bytes()))
+    hex::encode(token_key(token))
 }
 
 const COLUMNS: &str = "id, platform, label, token, time_zone, created_at, revision";
