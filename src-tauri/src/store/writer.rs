@@ -178,20 +178,28 @@ impl Writer {
 
     /// Journals one delivery; resolves once it is committed.
     pub async fn record(&self, prepared: Prepared) -> Result<Receipt> {
-        self.record_with(prepared, None).await
+        self.record_with(Arc::new(prepared), None).await
     }
 
     /// Journals one delivery if its source still has the revision it was authenticated
     /// against when the batch's transaction runs; otherwise stores nothing and answers
     /// [`StoreError::SourceChanged`].
-    pub async fn record_checked(&self, prepared: Prepared, check: SourceCheck) -> Result<Receipt> {
+    pub async fn record_checked(
+        &self,
+        prepared: Arc<Prepared>,
+        check: SourceCheck,
+    ) -> Result<Receipt> {
         self.record_with(prepared, Some(check)).await
     }
 
-    async fn record_with(&self, prepared: Prepared, check: Option<SourceCheck>) -> Result<Receipt> {
+    async fn record_with(
+        &self,
+        prepared: Arc<Prepared>,
+        check: Option<SourceCheck>,
+    ) -> Result<Receipt> {
         let (reply, receipt) = oneshot::channel();
         let record = Record {
-            prepared: Arc::new(prepared),
+            prepared,
             check,
             reply,
         };
