@@ -26,8 +26,13 @@ pub struct Serve {
 impl Serve {
     /// Starts `serve` on `data_dir` and waits until `/healthz` answers.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Serve> {
+        Serve::start_binary(&binary(), data_dir).await
+    }
+
+    /// [`Serve::start`] with another `rollcall` binary.
+    pub async fn start_binary(binary: &Path, data_dir: &Path) -> anyhow::Result<Serve> {
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(binary())
+        let mut child = tokio::process::Command::new(binary)
             .args([
                 "serve",
                 "--ingest-bind",
@@ -221,7 +226,11 @@ pub fn binary() -> std::path::PathBuf {
 }
 
 pub fn rollcall() -> Command {
-    let mut command = Command::new(binary());
+    rollcall_binary(&binary())
+}
+
+pub fn rollcall_binary(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
     command.env("RUST_LOG", "warn");
     command
 }

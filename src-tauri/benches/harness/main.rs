@@ -5,7 +5,8 @@
 //! It is a measuring tool: no assertions on time, and never part of the test suite.
 //!
 //! `cargo bench --no-default-features --bench harness -- [--smoke] [--only ingest|hooks|large|store]`
-//! (`hooks`: the ingest without the BigMarker lists)
+//! (`hooks`: the ingest without the BigMarker lists), or `--only compare --against <rollcall>`:
+//! the @64 share of this binary against another's, in alternating pairs.
 
 mod generate;
 mod load;
@@ -80,6 +81,8 @@ struct Options {
     smoke: bool,
     only: Option<String>,
     out: PathBuf,
+    /// The other binary of `--only compare`.
+    against: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -95,6 +98,7 @@ fn options() -> Options {
         smoke: args.iter().any(|a| a == "--smoke"),
         only: value("--only"),
         out: value("--out").map_or_else(|| root.join("bench/results"), PathBuf::from),
+        against: value("--against").map(PathBuf::from),
     }
 }
 
@@ -111,6 +115,10 @@ fn main() -> anyhow::Result<()> {
     }
     if wants("store") {
         runtime.block_on(store(&options, &mut results))?;
+    }
+    // Only when asked for: it needs a second binary.
+    if options.only.as_deref() == Some("compare") {
+        runtime.block_on(compare(&options, &mut results))?;
     }
     write_results(&options, &results)
 }
@@ -169,9 +177,19 @@ fn fresh_data_dir() -> anyhow::Result<(
     tempfile::TempDir,
     std::collections::HashMap<Platform, String>,
 )> {
+    fresh_data_dir_for(&load::binary())
+}
+
+/// [`fresh_data_dir`] for another `rollcall` binary.
+fn fresh_data_dir_for(
+    binary: &Path,
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    std::collections::HashMap<Platform, String>,
+)> {
     let dir = tempfile::tempdir()?;
     for platform in Platform::ALL {
-        let added = load::rollcall()
+        let added = load::rollcall_binary(binary)
             .arg("--data-dir")
             .arg(dir.path())
             .args(["sources", "add", platform.as_str(), platform.as_str()])
@@ -409,7 +427,6 @@ async fn matched_pairs(
     tag: &str,
 ) -> anyhow::Result<Pairs> {
     const PAIRS: u64 = 7;
-    let slice = Duration::from_secs(1);
     let mut pairs = Pairs {
         shares: Vec::new(),
         acknowledged: 0,
@@ -417,25 +434,209 @@ async fn matched_pairs(
     };
     for pair in 0..if options.smoke { 1 } else { PAIRS } {
         projected(dir).await?;
-        let url = health_url.to_owned();
-        let health = load::run(
-            serve.pid(),
-            64,
-            slice,
-            Arc::new(move |_| (url.clone(), None)),
-        )
-        .await;
-        let (url, tag) = (tagmango_url.to_owned(), format!("{tag}-{pair}"));
-        let hooks = load::run(serve.pid(), 64, slice, {
-            Arc::new(move |n| (url.clone(), Some(generate::tagmango_completed(&tag, n))))
-        })
-        .await;
+        let tag = format!("{tag}-{pair}");
+        let (health, hooks) = one_pair(serve, health_url, tagmango_url, &tag).await;
         pairs.shares.push(hooks.per_second / health.per_second);
         pairs.acknowledged += hooks.ok;
         pairs.errors += health.errors + hooks.errors;
     }
     projected(dir).await?;
     Ok(pairs)
+}
+
+/// One second of /healthz, then one second of TagMango hooks, at 64 connections.
+async fn one_pair(
+    serve: &Serve,
+    health_url: &str,
+    tagmango_url: &str,
+    tag: &str,
+) -> (LoadResult, LoadResult) {
+    let slice = Duration::from_secs(1);
+    let url = health_url.to_owned();
+    let health = load::run(
+        serve.pid(),
+        64,
+        slice,
+        Arc::new(move |_| (url.clone(), None)),
+    )
+    .await;
+    let (url, tag) = (tagmango_url.to_owned(), tag.to_owned());
+    let hooks = load::run(serve.pid(), 64, slice, {
+        Arc::new(move |n| (url.clone(), Some(generate::tagmango_completed(&tag, n))))
+    })
+    .await;
+    (health, hooks)
+}
+
+/// One of the two servers `--only compare` alternates between.
+struct Side {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    serve: Serve,
+    health_url: String,
+    tagmango_url: String,
+    shares: Vec<f64>,
+    /// Per pair: what a /healthz request and a delivery cost (server, load generator, µs), and
+    /// how busy each run kept the cores.
+    costs: Vec<PairCosts>,
+}
+
+/// A row of `--only compare`'s costs: what it is, how to read it from a pair, its unit.
+type CostRow = (&'static str, fn(&PairCosts) -> f64, &'static str);
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct PairCosts {
+    health_server: f64,
+    health_generator: f64,
+    hooks_server: f64,
+    hooks_generator: f64,
+    health_busy: f64,
+    hooks_busy: f64,
+}
+
+impl PairCosts {
+    fn of(health: &LoadResult, hooks: &LoadResult) -> PairCosts {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let per = |seconds: f64, r: &LoadResult| seconds * 1e6 / r.ok.max(1) as f64;
+        let busy = |r: &LoadResult| (r.server_cpu.total + r.generator_cpu) / (r.seconds * cores);
+        PairCosts {
+            health_server: per(health.server_cpu.total, health),
+            health_generator: per(health.generator_cpu, health),
+            hooks_server: per(hooks.server_cpu.total, hooks),
+            hooks_generator: per(hooks.generator_cpu, hooks),
+            health_busy: busy(health),
+            hooks_busy: busy(hooks),
+        }
+    }
+}
+
+impl Side {
+    async fn start(binary: PathBuf) -> anyhow::Result<Side> {
+        let (dir, tokens) = fresh_data_dir_for(&binary)?;
+        let serve = Serve::start_binary(&binary, dir.path()).await?;
+        Ok(Side {
+            health_url: format!("http://{}/healthz", serve.ingest),
+            tagmango_url: format!(
+                "http://{}/hooks/tagmango/{}/webinar.completed.all",
+                serve.ingest,
+                tokens[&Platform::Tagmango]
+            ),
+            binary,
+            dir,
+            serve,
+            shares: Vec::new(),
+            costs: Vec::new(),
+        })
+    }
+}
+
+/// `--only compare --against OTHER`: the @64 share of this binary and of OTHER, from pairs
+/// that alternate between the two servers (ABBA), so that both see the same machine within
+/// seconds. For telling a change from this machine's drift, which moves one binary's share
+/// by several points between runs minutes apart.
+async fn compare(options: &Options, results: &mut Results) -> anyhow::Result<()> {
+    const ROUNDS: usize = 15;
+    let against = options
+        .against
+        .clone()
+        .context("--only compare needs --against <rollcall binary>")?;
+    let mut sides = [
+        Side::start(load::binary()).await?,
+        Side::start(against).await?,
+    ];
+    let run_id = std::process::id();
+    for round in 0..if options.smoke { 1 } else { ROUNDS } {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            for side in &sides {
+                projected(side.dir.path()).await?;
+            }
+            let side = &mut sides[index];
+            let tag = format!("{run_id}-{index}-{round}");
+            let (health, hooks) =
+                one_pair(&side.serve, &side.health_url, &side.tagmango_url, &tag).await;
+            side.shares.push(hooks.per_second / health.per_second);
+            side.costs.push(PairCosts::of(&health, &hooks));
+        }
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    for (side, name) in sides.iter().zip(["this binary", "--against"]) {
+        results.add(
+            "compare",
+            format!(
+                "{name} ({}): median share of {} pairs",
+                side.binary.display(),
+                side.shares.len()
+            ),
+            median(&side.shares) * 100.0,
+            "%",
+        );
+        let costs: [CostRow; 6] = [
+            (
+                "/healthz: server CPU per request",
+                |c| c.health_server,
+                "µs",
+            ),
+            (
+                "/healthz: load generator CPU per request",
+                |c| c.health_generator,
+                "µs",
+            ),
+            ("hooks: server CPU per delivery", |c| c.hooks_server, "µs"),
+            (
+                "hooks: load generator CPU per delivery",
+                |c| c.hooks_generator,
+                "µs",
+            ),
+            ("/healthz: cores busy", |c| c.health_busy * 100.0, "%"),
+            ("hooks: cores busy", |c| c.hooks_busy * 100.0, "%"),
+        ];
+        for (what, pick, unit) in costs {
+            let values: Vec<f64> = side.costs.iter().map(pick).collect();
+            results.add(
+                "compare",
+                format!("  {name}, median {what}"),
+                median(&values),
+                unit,
+            );
+        }
+    }
+    let differences: Vec<f64> = sides[0]
+        .shares
+        .iter()
+        .zip(&sides[1].shares)
+        .map(|(this, other)| (this - other) * 100.0)
+        .collect();
+    let higher = differences.iter().filter(|d| **d > 0.0).count();
+    results.add(
+        "compare",
+        "median of the rounds' differences (this - against)",
+        median(&differences),
+        "points",
+    );
+    results.add(
+        "compare",
+        format!(
+            "rounds where this binary's share was higher, of {}",
+            differences.len()
+        ),
+        higher as f64,
+        "",
+    );
+    for (side, key) in sides.iter().zip(["compare_this", "compare_against"]) {
+        results.raw.insert(key.into(), json!(side.shares));
+        results
+            .raw
+            .insert(format!("{key}_costs"), json!(side.costs));
+    }
+    for side in sides {
+        side.serve.stop().await;
+    }
+    Ok(())
 }
 
 /// Waits until every delivery journaled in `dir` is projected.
