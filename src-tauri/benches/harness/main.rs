@@ -376,11 +376,18 @@ struct Pairs {
     errors: u64,
 }
 
+/// The middle value (the upper one of an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 impl Pairs {
     fn record(&self, results: &mut Results) {
         let mut sorted = self.shares.clone();
         sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
+        let median = median(&sorted);
         results
             .raw
             .insert("matched_pairs_c64".into(), json!(self.shares));
@@ -559,11 +566,16 @@ async fn compare(options: &Options, results: &mut Results) -> anyhow::Result<()>
             side.costs.push(PairCosts::of(&health, &hooks));
         }
     }
-    let median = |values: &[f64]| {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted[sorted.len() / 2]
-    };
+    record_comparison(&sides, results);
+    for side in sides {
+        side.serve.stop().await;
+    }
+    Ok(())
+}
+
+/// Each build's median share and costs, the median of the rounds' differences, and how many
+/// rounds this build won.
+fn record_comparison(sides: &[Side; 2], results: &mut Results) {
     for (side, name) in sides.iter().zip(["this binary", "--against"]) {
         results.add(
             "compare",
@@ -633,10 +645,6 @@ async fn compare(options: &Options, results: &mut Results) -> anyhow::Result<()>
             .raw
             .insert(format!("{key}_costs"), json!(side.costs));
     }
-    for side in sides {
-        side.serve.stop().await;
-    }
-    Ok(())
 }
 
 /// Waits until every delivery journaled in `dir` is projected.

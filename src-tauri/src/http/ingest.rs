@@ -246,8 +246,9 @@ async fn deliver(
         .await
     {
         Err(StoreError::SourceChanged) => {
-            let prepared = Arc::try_unwrap(prepared).unwrap_or_else(|shared| (*shared).clone());
-            Ok(Delivered::SourceChanged(prepared.delivery))
+            let delivery = Arc::try_unwrap(prepared)
+                .map_or_else(|shared| shared.delivery.clone(), |owned| owned.delivery);
+            Ok(Delivered::SourceChanged(delivery))
         }
         outcome => Ok(Delivered::Answered(outcome)),
     }
