@@ -76,7 +76,7 @@ struct Record {
     prepared: Arc<Prepared>,
     /// The source revision the delivery was authenticated against, to confirm in the batch's
     /// transaction.
-    check: Option<SourceCheck>,
+    check: SourceCheck,
     reply: Reply<Receipt>,
 }
 
@@ -176,11 +176,6 @@ impl Writer {
         Ok((writer, thread))
     }
 
-    /// Journals one delivery; resolves once it is committed.
-    pub async fn record(&self, prepared: Prepared) -> Result<Receipt> {
-        self.record_with(Arc::new(prepared), None).await
-    }
-
     /// Journals one delivery if its source still has the revision it was authenticated
     /// against when the batch's transaction runs; otherwise stores nothing and answers
     /// [`StoreError::SourceChanged`].
@@ -188,14 +183,6 @@ impl Writer {
         &self,
         prepared: Arc<Prepared>,
         check: SourceCheck,
-    ) -> Result<Receipt> {
-        self.record_with(prepared, Some(check)).await
-    }
-
-    async fn record_with(
-        &self,
-        prepared: Arc<Prepared>,
-        check: Option<SourceCheck>,
     ) -> Result<Receipt> {
         let (reply, receipt) = oneshot::channel();
         let record = Record {
@@ -758,12 +745,9 @@ fn is_large(prepared: &Prepared) -> bool {
 /// per source and batch.
 fn source_unchanged(
     conn: &Connection,
-    check: Option<SourceCheck>,
+    check: SourceCheck,
     revisions: &mut HashMap<i64, Option<i64>>,
 ) -> Result<bool> {
-    let Some(check) = check else {
-        return Ok(true);
-    };
     let current = match revisions.get(&check.id) {
         Some(current) => *current,
         None => {
