@@ -144,10 +144,11 @@ async fn a_retry_is_recorded_as_a_duplicate_and_counted_once() {
     assert_eq!(app.count("SELECT count(*) FROM registrations"), 1);
 }
 
-/// A burst is acknowledged as it is journaled; what the writer had no time to project in the
-/// same transaction is projected right after, exactly once, as a rebuild would.
+/// A burst is acknowledged from the receipt log (or, for a request that found itself alone,
+/// once journaled); every receipt becomes a journaled delivery moments later, projected exactly
+/// once, as a rebuild would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_is_acknowledged_when_journaled_and_projected_right_after() {
+async fn a_burst_is_acknowledged_when_on_disk_and_journaled_and_projected_right_after() {
     let app = spawn_app().await;
     let url = app.hook_url("tagmango", Some(COMPLETED));
     let senders: Vec<_> = (0..400)
@@ -159,18 +160,30 @@ async fn a_burst_is_acknowledged_when_journaled_and_projected_right_after() {
             )
         })
         .collect();
-    let mut pending = 0;
+    let (mut pending, mut received) = (0, Vec::new());
     for sender in senders {
         let (status, receipt) = sender.await.unwrap();
         assert_eq!(status, 200, "{receipt}");
         match receipt["status"].as_str() {
             Some("pending") => pending += 1,
             Some("projected") => {}
+            Some("received") => received.push(receipt["receipt"].as_i64().unwrap()),
             other => panic!("unexpected receipt status {other:?}"),
         }
     }
-    println!("{pending} of 400 acknowledged before they were projected");
+    println!(
+        "{} of 400 acknowledged from the receipt log, {pending} journaled before they were \
+         projected",
+        received.len()
+    );
+    assert!(!received.is_empty(), "400 at once, and none had company");
     app.settled().await;
+    for receipt in &received {
+        let journaled = app.count(&format!(
+            "SELECT count(*) FROM deliveries WHERE receipt = {receipt}"
+        ));
+        assert_eq!(journaled, 1, "receipt {receipt}");
+    }
     assert_eq!(
         app.count("SELECT count(*) FROM deliveries WHERE status = 'projected'"),
         400
@@ -188,6 +201,61 @@ async fn a_burst_is_acknowledged_when_journaled_and_projected_right_after() {
     let tx = conn.transaction().unwrap();
     rollcall::store::journal::reindex(&tx).unwrap();
     assert_eq!(live, support::tables::dump(&tx, true));
+}
+
+/// Copies of one event on either side of a restart count once. A burst acknowledged from the
+/// receipt log is journaled before a clean stop returns (no receipt waits for the next start),
+/// and a retry after the restart, journaled before its answer, is its duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_burst_on_either_side_of_a_restart_count_once() {
+    let app = spawn_app().await;
+    let url = app.hook_url("tagmango", Some(COMPLETED));
+    let bodies: Vec<String> = (0..200)
+        .map(|n| tagmango_completed(&format!("restart{n}@example.com")))
+        .collect();
+    let senders: Vec<_> = bodies
+        .iter()
+        .map(|body| {
+            let (client, url, body) = (app.client.clone(), url.clone(), body.clone());
+            tokio::spawn(
+                async move { answer(client.post(url).body(body).send().await.unwrap()).await },
+            )
+        })
+        .collect();
+    let mut received = 0;
+    for sender in senders {
+        let (status, receipt) = sender.await.unwrap();
+        assert_eq!(status, 200, "{receipt}");
+        received += usize::from(receipt["status"] == "received");
+    }
+    assert!(received > 0, "200 at once, and none had company");
+    let sources = app.sources.clone();
+    let dir = app.stop().await;
+    let db = database_path(dir.path());
+    let conn = rollcall::store::open_read_only(&db, &StoreOptions::default()).unwrap();
+    assert_eq!(
+        rollcall::store::receipts::unimported(&conn, &db).unwrap(),
+        0
+    );
+    let journaled: i64 = conn
+        .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journaled, 200);
+    drop(conn);
+
+    let app = support::start_in(dir, sources, AppOptions::default()).await;
+    for body in bodies.iter().take(20) {
+        let (status, retry) =
+            answer(app.post("tagmango", Some(COMPLETED), body.clone()).await).await;
+        assert_eq!(status, 200, "{retry}");
+        assert_eq!(retry["status"], "duplicate", "{retry}");
+    }
+    app.settled().await;
+    assert_eq!(app.count("SELECT count(*) FROM attendance"), 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'duplicate'"),
+        20
+    );
 }
 
 #[tokio::test]

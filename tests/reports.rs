@@ -208,6 +208,8 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
         CREATE INDEX deliveries_source_received ON deliveries (source_id, received_at)
             WHERE source_id IS NOT NULL;
         DROP TABLE source_last_delivery;";
+    // And migration 19.
+    let before_19 = "DROP TABLE receipt_log; ALTER TABLE deliveries DROP COLUMN receipt;";
     for (version, earlier_table) in [(10, ""), (11, migration_11)] {
         let (dir, conn) = scenario_store();
         let kept = rows(&conn);
@@ -216,7 +218,7 @@ fn the_participants_migrations_fill_the_summary_of_an_existing_store() {
         Connection::open(&db)
             .unwrap()
             .execute_batch(&format!(
-                "DROP TABLE participants; {earlier_table}; {before_13} {before_17}
+                "DROP TABLE participants; {earlier_table}; {before_13} {before_17} {before_19}
                  PRAGMA user_version = {version};"
             ))
             .unwrap();

@@ -59,12 +59,37 @@ fn crash_load_body(
     }
 }
 
-/// What the load generator saw: for each body, how often it was sent and acknowledged, and the
-/// delivery ids of its acknowledgements.
+/// What the load generator saw: for each body, how often it was sent and acknowledged, and
+/// what each acknowledgement named.
 #[derive(Default)]
 struct Sent {
     sent: HashMap<String, usize>,
-    acknowledged: HashMap<String, Vec<i64>>,
+    acknowledged: HashMap<String, Vec<Acknowledged>>,
+}
+
+/// A 200's receipt: a journaled delivery, or a record of the receipt log.
+#[derive(Debug, Clone, Copy)]
+enum Acknowledged {
+    Delivery(i64),
+    Receipt(i64),
+}
+
+impl Acknowledged {
+    fn of(receipt: &serde_json::Value) -> Acknowledged {
+        match (receipt["delivery"].as_i64(), receipt["receipt"].as_i64()) {
+            (Some(id), _) => Acknowledged::Delivery(id),
+            (None, Some(n)) => Acknowledged::Receipt(n),
+            _ => panic!("a 200 that names nothing: {receipt}"),
+        }
+    }
+
+    /// Where the journal keeps it.
+    fn column(self) -> (&'static str, i64) {
+        match self {
+            Acknowledged::Delivery(id) => ("id", id),
+            Acknowledged::Receipt(n) => ("receipt", n),
+        }
+    }
 }
 
 /// Posts deliveries from 16 concurrent senders, each at most 100 a second, until `running`
@@ -113,14 +138,13 @@ async fn crash_load(
                         continue;
                     }
                     if let Ok(receipt) = response.json::<serde_json::Value>().await {
-                        let id = receipt["delivery"].as_i64().unwrap();
                         totals
                             .lock()
                             .unwrap()
                             .acknowledged
                             .entry(body.clone())
                             .or_default()
-                            .push(id);
+                            .push(Acknowledged::of(&receipt));
                     }
                 }
             }
@@ -137,13 +161,16 @@ async fn crash_load(
 fn assert_nothing_acknowledged_is_lost(conn: &rusqlite::Connection, sent: &Sent) -> usize {
     let mut found = 0;
     for (body, ids) in &sent.acknowledged {
-        for id in ids {
+        for acknowledged in ids {
+            let (column, id) = acknowledged.column();
             let stored: Vec<u8> = conn
-                .query_row("SELECT body FROM deliveries WHERE id = ?1", [id], |row| {
-                    row.get(0)
-                })
-                .unwrap_or_else(|e| panic!("acknowledged delivery {id} is missing: {e}"));
-            assert_eq!(&stored, body.as_bytes(), "delivery {id}");
+                .query_row(
+                    &format!("SELECT body FROM deliveries WHERE {column} = ?1"),
+                    [id],
+                    |row| row.get(0),
+                )
+                .unwrap_or_else(|e| panic!("acknowledged {acknowledged:?} is missing: {e}"));
+            assert_eq!(&stored, body.as_bytes(), "{acknowledged:?}");
             found += 1;
         }
         let (copies, canonical): (usize, usize) = conn
@@ -165,18 +192,20 @@ fn assert_nothing_acknowledged_is_lost(conn: &rusqlite::Connection, sent: &Sent)
     found
 }
 
-/// Starts the writer on the store as a restart would, and waits until it has projected what the
-/// crash left pending (acknowledged, not yet projected). Returns how many there were.
+/// Starts the writer on the store as a restart would, and waits until it has journaled what the
+/// crash left in the receipt log and projected what it left pending (acknowledged, not yet
+/// projected). Returns how many there were.
 async fn recover_backlog(db: &std::path::Path) -> i64 {
-    let pending = |db| {
-        open_read_only(db, &StoreOptions::default())
-            .unwrap()
+    let pending = |db: &std::path::Path| -> i64 {
+        let conn = open_read_only(db, &StoreOptions::default()).unwrap();
+        let pending: i64 = conn
             .query_row(
                 "SELECT count(*) FROM deliveries WHERE status = 'pending'",
                 [],
                 |r| r.get(0),
             )
-            .unwrap()
+            .unwrap();
+        pending + rollcall::store::receipts::unimported(&conn, db).unwrap() as i64
     };
     let left = pending(db);
     let (writer, thread) =
@@ -189,7 +218,7 @@ async fn recover_backlog(db: &std::path::Path) -> i64 {
     assert_eq!(
         pending(db),
         0,
-        "the restart projected every pending delivery"
+        "the restart journaled every receipt and projected every pending delivery"
     );
     left
 }
@@ -251,14 +280,21 @@ async fn a_crash_loop_loses_nothing_acknowledged_and_projects_like_a_clean_reind
         for (body, ids) in sent.acknowledged {
             all.acknowledged.entry(body).or_default().extend(ids);
         }
+        recovered += recover_backlog(&db).await;
         let conn = open_read_only(&db, &StoreOptions::default()).unwrap();
         assert_nothing_acknowledged_is_lost(&conn, &all);
         drop(conn);
-        recovered += recover_backlog(&db).await;
         assert_projection_equals_reindex(&db);
     }
     let conn = open_read_only(&db, &StoreOptions::default()).unwrap();
     let found = assert_nothing_acknowledged_is_lost(&conn, &all);
+    let from_log = all
+        .acknowledged
+        .values()
+        .flatten()
+        .filter(|a| matches!(a, Acknowledged::Receipt(_)))
+        .count();
+    assert!(from_log > 0, "16 senders, and none had company");
     let stored: i64 = conn
         .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
         .unwrap();
@@ -268,6 +304,7 @@ async fn a_crash_loop_loses_nothing_acknowledged_and_projects_like_a_clean_reind
             "crashes": rounds,
             "deliveries_sent": all.sent.values().sum::<usize>(),
             "deliveries_acknowledged": all.acknowledged.values().map(Vec::len).sum::<usize>(),
+            "acknowledged_from_the_receipt_log": from_log,
             "acknowledged_found": found,
             "deliveries_stored": stored,
             "pending_at_crash_projected_on_restart": recovered,

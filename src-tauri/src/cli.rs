@@ -719,5 +719,14 @@ fn backup(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
         path.display(),
         crate::store::DATABASE_FILE
     );
+    let conn = crate::store::open_read_only(&path, &crate::store::StoreOptions::default())?;
+    let waiting = crate::store::receipts::unimported(&conn, &path)?;
+    if waiting > 0 {
+        eprintln!(
+            "{waiting} deliveries acknowledged in a burst are still only in the receipt log \
+             (Rollcall journals them moments after the burst, or when it next starts): this \
+             backup does not hold them."
+        );
+    }
     Ok(())
 }

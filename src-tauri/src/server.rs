@@ -191,6 +191,7 @@ impl Server {
             replay_window: options.replay_window,
             self_test: self_test.clone(),
             sources: Default::default(),
+            in_flight: Default::default(),
         });
         let fallback_url = options
             .public_url

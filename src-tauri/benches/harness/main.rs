@@ -646,30 +646,34 @@ fn record_comparison(sides: &[Side; 2], results: &mut Results) {
     }
 }
 
-/// Waits until every delivery journaled in `dir` is projected.
+/// Waits until every delivery acknowledged in `dir` is journaled and projected.
 async fn projected(dir: &Path) -> anyhow::Result<()> {
     let conn = open_read_only(&database_path(dir), &StoreOptions::default())?;
-    while pending(&conn)? > 0 {
+    while pending(&conn, dir)? > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-fn pending(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
+/// Deliveries acknowledged and not yet projected: journaled and pending, or still only in the
+/// receipt log.
+fn pending(conn: &rusqlite::Connection, dir: &Path) -> anyhow::Result<i64> {
+    let journaled: i64 = conn.query_row(
         "SELECT count(*) FROM deliveries WHERE status = 'pending'",
         [],
         |r| r.get(0),
-    )
+    )?;
+    let received = rollcall::store::receipts::unimported(conn, &database_path(dir))?;
+    Ok(journaled + received as i64)
 }
 
 /// Deliveries are acknowledged once journaled and projected as the writer finds time: how many
 /// were left to project when the load stopped, and how long the writer took to finish them.
 async fn record_catch_up(results: &mut Results, what: &str, dir: &Path) -> anyhow::Result<()> {
-    let left = pending(&open_read_only(
-        &database_path(dir),
-        &StoreOptions::default(),
-    )?)?;
+    let left = pending(
+        &open_read_only(&database_path(dir), &StoreOptions::default())?,
+        dir,
+    )?;
     let started = Instant::now();
     projected(dir).await?;
     results.add(

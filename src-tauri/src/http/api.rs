@@ -519,8 +519,14 @@ pub async fn add_source(
     Ok(Json(view(&state, source)))
 }
 
-/// Takes a backup into the data directory's `backups/` folder while webhooks keep arriving.
+/// Takes a backup into the data directory's `backups/` folder while webhooks keep arriving. It
+/// holds every delivery acknowledged before it was asked for: those still in the receipt log
+/// are journaled first.
 pub async fn backup(State(state): State<DashboardState>) -> ApiResult<Backup> {
+    state.writer.run(|_| Ok(())).await.map_err(|error| {
+        tracing::error!(%error, "the receipt log could not be journaled before a backup");
+        ApiError::Unavailable(error.to_string())
+    })?;
     let data_dir = state.data_dir.clone();
     let taken = tokio::task::spawn_blocking(move || backup::backup_into_data_dir(&data_dir))
         .await

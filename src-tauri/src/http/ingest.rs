@@ -4,10 +4,16 @@
 //! point at: it serves no data.
 //!
 //! Order of checks: platform and token (404, nothing stored, counted), body size (413),
-//! signature (401), then the store (200 after commit, or 503 when it cannot commit). Sources
-//! come from `source_cache` and are confirmed by the writer in the journaling transaction.
+//! signature (401), then the store (200 once the delivery is on disk, or 503 when it cannot be
+//! written). A request handled alone is journaled by the writer before its answer, which says
+//! what became of it (`{"delivery": 17, "status": "projected"}`); one that arrives while others
+//! are in flight (a burst) is appended to the receipt log (`store::receipts`) by its own task
+//! and answered `{"receipt": 912, "status": "received"}` once that is synced; the writer
+//! journals it moments later. Sources come from `source_cache`; the writer confirms a request's
+//! source in the journaling transaction.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -32,6 +38,9 @@ use crate::store::{ReadPool, StoreError};
 pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
 /// Bodies above this are parsed on a blocking thread rather than the request's.
 const PARSE_INLINE_LIMIT: usize = 256 << 10;
+/// Bodies up to this size may be acknowledged from the receipt log; larger ones (attendee
+/// lists) are journaled before their answer, which their size makes worth the wait.
+const RECEIPT_BODY_LIMIT: usize = 256 << 10;
 
 #[derive(Clone)]
 pub struct IngestState {
@@ -43,6 +52,8 @@ pub struct IngestState {
     /// This launch's self-test marker: deliveries carrying it are journaled as tests.
     pub self_test: Arc<SelfTestKey>,
     pub sources: Arc<SourceCache>,
+    /// Hook requests being handled right now.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 pub fn router(state: IngestState) -> Router {
@@ -164,13 +175,45 @@ impl Heard {
     }
 }
 
+/// The answer to a delivery that is on disk.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum Answer {
+    /// Journaled, and judged, before the answer.
+    Journaled(Receipt),
+    /// In the receipt log under this number: journaled and judged moments later.
+    Received { receipt: u64, status: &'static str },
+}
+
+/// Counts a hook request as in flight for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+
+    /// Whether other hook requests are in flight beside this one.
+    fn has_company(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 1
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn receive(
     state: IngestState,
     platform: String,
     token: String,
     trigger: Option<String>,
     request: Request,
-) -> Result<Json<Receipt>, IngestError> {
+) -> Result<Json<Answer>, IngestError> {
+    let in_flight = InFlight::enter(&state.in_flight);
     let (parts, body) = request.into_parts();
     let heard = Heard::from(&parts.headers, &state.self_test);
     drop(parts);
@@ -197,7 +240,7 @@ async fn receive(
         body,
         time_zone: chrono_tz::UTC,
     };
-    let delivery = match deliver(&state, &source, delivery, &heard.signed).await? {
+    let delivery = match deliver(&state, &source, delivery, &heard.signed, &in_flight).await? {
         Delivered::Answered(outcome) => return answer(outcome),
         Delivered::SourceChanged(delivery) => delivery,
     };
@@ -205,26 +248,28 @@ async fn receive(
     // it again, and judge the delivery by what it is now.
     state.sources.forget(&token);
     let source = authenticate(&state, platform, &token).await?;
-    match deliver(&state, &source, delivery, &heard.signed).await? {
+    match deliver(&state, &source, delivery, &heard.signed, &in_flight).await? {
         Delivered::Answered(outcome) => answer(outcome),
         Delivered::SourceChanged(_) => answer(Err(StoreError::SourceChanged)),
     }
 }
 
-/// What became of a delivery handed to the writer.
+/// What became of a delivery handed to the store.
 enum Delivered {
-    Answered(Result<Receipt, StoreError>),
+    Answered(Result<Answer, StoreError>),
     /// Its source changed since it was authenticated: nothing was stored, and here it is back.
     SourceChanged(NewDelivery),
 }
 
-/// Checks the signature against `source` and journals the delivery as `source`'s, provided
-/// `source` is still what the store holds when the writer's transaction runs.
+/// Checks the signature against `source`, then keeps the delivery as `source`'s: in the receipt
+/// log when other requests are in flight, else journaled by the writer, provided `source` is
+/// still what the store holds when the writer's transaction runs.
 async fn deliver(
     state: &IngestState,
     source: &Source,
     mut delivery: NewDelivery,
     signed: &Signed,
+    in_flight: &InFlight,
 ) -> Result<Delivered, IngestError> {
     if !source.secret_keys.is_empty() {
         let timestamp = signed.timestamp.as_deref();
@@ -239,6 +284,15 @@ async fn deliver(
     delivery.platform = source.platform;
     delivery.source_id = Some(source.id);
     delivery.time_zone = source.zone();
+    if delivery.body.len() <= RECEIPT_BODY_LIMIT && in_flight.has_company() {
+        let received = state.writer.receipts().receive(&delivery).await;
+        return Ok(Delivered::Answered(received.map(|receipt| {
+            Answer::Received {
+                receipt,
+                status: "received",
+            }
+        })));
+    }
     let prepared = Arc::new(prepare(delivery).await?);
     match state
         .writer
@@ -250,11 +304,11 @@ async fn deliver(
                 .map_or_else(|shared| shared.delivery.clone(), |owned| owned.delivery);
             Ok(Delivered::SourceChanged(delivery))
         }
-        outcome => Ok(Delivered::Answered(outcome)),
+        outcome => Ok(Delivered::Answered(outcome.map(Answer::Journaled))),
     }
 }
 
-fn answer(outcome: Result<Receipt, StoreError>) -> Result<Json<Receipt>, IngestError> {
+fn answer(outcome: Result<Answer, StoreError>) -> Result<Json<Answer>, IngestError> {
     outcome
         .map(Json)
         .map_err(|e| IngestError::Unavailable(e.to_string()))

@@ -1,14 +1,17 @@
 //! The receiver's memory of sources by token: a hook request finds its source here instead of
 //! in the database (that lookup was two thirds of a request's handler time under load).
 //!
-//! It is never the last word: every delivery carries the revision of the source it was
-//! authenticated against, and the writer journals it only if the source still has that
-//! revision (`store::writer`). An entry that turns out stale is forgotten and the request is
-//! authenticated again from the database. It must not answer anything that is not then
-//! confirmed that way (URL probes read the database).
+//! It is never the last word: a delivery the writer journals before its answer carries the
+//! revision of the source it was authenticated against, and the writer journals it only if the
+//! source still has that revision (`store::writer`); an entry that turns out stale is forgotten
+//! and the request is authenticated again from the database. A delivery acknowledged from the
+//! receipt log has no such check, so an entry is trusted for [`TRUST_FOR`] at most: a source
+//! changed by another process (the CLI beside a running app) holds within that time. It must
+//! not answer anything on its own (URL probes read the database).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::facts::Platform;
 use crate::store::sources::{self, Source};
@@ -16,13 +19,19 @@ use crate::store::sources::{self, Source};
 /// More active tokens than any organizer has; past it the cache starts again rather than grow
 /// with tokens that were rotated away.
 const MAX_ENTRIES: usize = 1024;
+/// How long an entry is used before the source is read again: one lookup a second per active
+/// source costs nothing under any load.
+pub const TRUST_FOR: Duration = Duration::from_secs(1);
+
+/// A source, and when it was read from the database.
+type Entry = (Arc<Source>, Instant);
 
 /// Entries are found by the token's key (`sources::token_key`), so that the lookup compares
 /// digests, never a guessed token's bytes with a real one's: the digest's bytes, not the hex the
 /// database keeps (which took an allocation per request).
 #[derive(Default)]
 pub struct SourceCache {
-    by_digest: RwLock<HashMap<[u8; 32], Arc<Source>>>,
+    by_digest: RwLock<HashMap<[u8; 32], Entry>>,
 }
 
 impl SourceCache {
@@ -32,8 +41,10 @@ impl SourceCache {
         let entries = self.by_digest.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&digest)
-            .filter(|source| source.platform == platform && source.has_token(token))
-            .cloned()
+            .filter(|(source, read)| {
+                read.elapsed() < TRUST_FOR && source.platform == platform && source.has_token(token)
+            })
+            .map(|(source, _)| source.clone())
     }
 
     pub fn remember(&self, source: Arc<Source>) {
@@ -41,7 +52,7 @@ impl SourceCache {
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(sources::token_key(&source.token), source);
+        entries.insert(sources::token_key(&source.token), (source, Instant::now()));
     }
 
     pub fn forget(&self, token: &str) {

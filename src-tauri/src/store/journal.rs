@@ -33,12 +33,18 @@ pub enum Via {
 }
 
 impl Via {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Via::Webhook => "webhook",
             Via::Import => "import",
             Via::SelfTest => "self_test",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Via> {
+        [Via::Webhook, Via::Import, Via::SelfTest]
+            .into_iter()
+            .find(|via| via.as_str() == text)
     }
 }
 
@@ -240,6 +246,16 @@ impl<'c> Appender<'c> {
 
     /// Journals `prepared`; `waiting` as for [`append_beside`].
     pub fn append(&mut self, prepared: &Prepared, waiting: Option<i64>) -> Result<Receipt> {
+        self.append_received(prepared, waiting, None)
+    }
+
+    /// [`Appender::append`] for a delivery acknowledged from the receipt log as `receipt`.
+    pub fn append_received(
+        &mut self,
+        prepared: &Prepared,
+        waiting: Option<i64>,
+        receipt: Option<u64>,
+    ) -> Result<Receipt> {
         let conn = self.conn;
         let received_at = format_time(&prepared.delivery.received_at);
         let canonical = self.find_canonical(&prepared.identity, waiting)?;
@@ -256,9 +272,9 @@ impl<'c> Appender<'c> {
         let id = self.insert(
             prepared,
             &received_at,
-            status,
-            detail.as_deref(),
+            (status, detail.as_deref()),
             duplicate_of,
+            receipt,
         )?;
         if let Some(source_id) = prepared.delivery.source_id {
             self.note_last_delivery(source_id, received_at);
@@ -319,9 +335,9 @@ impl<'c> Appender<'c> {
         &mut self,
         prepared: &Prepared,
         received_at: &str,
-        status: Status,
-        detail: Option<&str>,
+        (status, detail): (Status, Option<&str>),
         duplicate_of: Option<i64>,
+        receipt: Option<u64>,
     ) -> Result<i64> {
         let d = &prepared.delivery;
         self.insert.execute(params![
@@ -339,6 +355,7 @@ impl<'c> Appender<'c> {
             status.as_str(),
             detail,
             duplicate_of,
+            receipt.map(|n| n as i64),
         ])?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -355,8 +372,8 @@ impl<'c> Appender<'c> {
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries (platform, source_id, trigger,
     received_at, via, content_type, headers, body, body_sha256, time_zone, identity, status,
-    detail, duplicate_of)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    detail, duplicate_of, receipt)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /// Projects a journaled delivery if it is still pending (a copy received earlier may have
 /// made it a duplicate since), inside the caller's transaction. `None`: nothing to do.

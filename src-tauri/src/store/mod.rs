@@ -12,6 +12,7 @@ mod connection;
 pub mod journal;
 pub mod projection;
 pub mod rebuild;
+pub mod receipts;
 pub mod sources;
 pub mod subscriptions;
 mod syncer;

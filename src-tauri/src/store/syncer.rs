@@ -37,6 +37,16 @@ use super::{Result, StoreError};
 /// What waits for a commit to be on disk: told whether it is.
 pub type Durable = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
+/// Why a sync did not make what waited for it durable.
+#[derive(Debug)]
+pub enum SyncFailure {
+    /// It could not be written (a full disk), and nothing else was lost: the next sync may
+    /// succeed, and the store goes on.
+    Unwritten(io::Error),
+    /// The fsync failed: final until a restart ([`Failed`]).
+    Fsync(io::Error),
+}
+
 /// Set once an fsync of the store failed: shared by the syncer, the checkpointer and the writer,
 /// which from then on neither vouch for a commit nor copy the log into the database file, and
 /// watched by the dashboard, which says so.
@@ -119,12 +129,19 @@ pub fn start(
     failed: Failed,
 ) -> Result<(Syncer, SyncerThread)> {
     let mut log = Log::new(database);
-    start_with(move || log.sync(), synced, failed)
+    start_with(
+        "the write-ahead log",
+        move || log.sync().map_err(SyncFailure::Fsync),
+        synced,
+        failed,
+    )
 }
 
-/// [`start`] with any way of making commits durable (tests make one that waits or fails).
+/// [`start`] with any way of making writes durable: `what` names the files it syncs (the receipt
+/// log has a syncer of its own; tests make one that waits or fails).
 pub fn start_with(
-    sync: impl FnMut() -> io::Result<()> + Send + 'static,
+    what: &'static str,
+    sync: impl FnMut() -> Result<(), SyncFailure> + Send + 'static,
     synced: impl Fn() + Send + 'static,
     failed: Failed,
 ) -> Result<(Syncer, SyncerThread)> {
@@ -133,7 +150,7 @@ pub fn start_with(
     let answered = outstanding.clone();
     let thread = std::thread::Builder::new()
         .name("rollcall-syncer".into())
-        .spawn(move || run(&queue, sync, &answered, synced, &failed))
+        .spawn(move || run(what, &queue, sync, &answered, synced, &failed))
         .map_err(|e| StoreError::Unavailable(format!("could not start the syncer: {e}")))?;
     let syncer = Syncer {
         waiting,
@@ -162,8 +179,9 @@ impl Syncer {
 }
 
 fn run(
+    what: &str,
     queue: &Receiver<Durable>,
-    mut sync: impl FnMut() -> io::Result<()>,
+    mut sync: impl FnMut() -> Result<(), SyncFailure>,
     outstanding: &AtomicUsize,
     synced: impl Fn(),
     failed: &Failed,
@@ -173,9 +191,16 @@ fn run(
         waiting.extend(queue.try_iter());
         let outcome = match failed.reason() {
             Some(reason) => Err(StoreError::Unavailable(reason)),
-            None => sync().map_err(|e| {
-                failed.set(format!("fsync of the write-ahead log: {e}"));
-                StoreError::Unavailable(format!("the delivery could not be written to disk: {e}"))
+            None => sync().map_err(|failure| match failure {
+                SyncFailure::Unwritten(e) => StoreError::Unavailable(format!(
+                    "the delivery could not be written to disk: {e}"
+                )),
+                SyncFailure::Fsync(e) => {
+                    failed.set(format!("fsync of {what}: {e}"));
+                    StoreError::Unavailable(format!(
+                        "the delivery could not be written to disk: {e}"
+                    ))
+                }
             }),
         };
         let answered = waiting.len();
@@ -187,6 +212,13 @@ fn run(
     }
 }
 
+/// The write-ahead log of the database at `database`.
+pub fn wal_path(database: &std::path::Path) -> PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push("-wal");
+    path.into()
+}
+
 /// The write-ahead log file, opened on first use.
 struct Log {
     path: PathBuf,
@@ -195,10 +227,8 @@ struct Log {
 
 impl Log {
     fn new(database: &std::path::Path) -> Log {
-        let mut path = database.as_os_str().to_owned();
-        path.push("-wal");
         Log {
-            path: path.into(),
+            path: wal_path(database),
             file: None,
         }
     }
@@ -241,6 +271,7 @@ mod tests {
         let syncs = Arc::new(Mutex::new(0));
         let counted = syncs.clone();
         let (syncer, thread) = start_with(
+            "a test",
             move || {
                 starting.send(()).ok();
                 gate.recv().ok();
@@ -287,7 +318,11 @@ mod tests {
         let (done, told_done) = channel();
         let (open, gate) = channel::<()>();
         let (syncer, thread) = start_with(
-            move || gate.recv().map_err(io::Error::other),
+            "a test",
+            move || {
+                gate.recv()
+                    .map_err(|e| SyncFailure::Fsync(io::Error::other(e)))
+            },
             move || done.send(()).unwrap(),
             Failed::default(),
         )
@@ -333,12 +368,13 @@ mod tests {
         let syncs = Arc::new(Mutex::new(0));
         let counted = syncs.clone();
         let (syncer, thread) = start_with(
+            "a test",
             move || {
                 let mut syncs = counted.lock().unwrap();
                 *syncs += 1;
                 match *syncs {
                     1 => Ok(()),
-                    2 => Err(io::Error::other("EIO")),
+                    2 => Err(SyncFailure::Fsync(io::Error::other("EIO"))),
                     _ => Ok(()),
                 }
             },
@@ -373,6 +409,33 @@ mod tests {
         assert!(why[0].contains("EIO"), "{why:?}");
         assert!(why[1].contains("restart"), "{why:?}");
         assert!(failed.reason().is_some_and(|r| r.contains("EIO")));
+    }
+
+    #[test]
+    fn a_write_that_failed_is_refused_and_the_next_sync_still_vouches() {
+        let failed = Failed::default();
+        let mut syncs = 0;
+        let (syncer, thread) = start_with(
+            "a test",
+            move || {
+                syncs += 1;
+                match syncs {
+                    1 => Err(SyncFailure::Unwritten(io::Error::other("ENOSPC"))),
+                    _ => Ok(()),
+                }
+            },
+            || {},
+            failed.clone(),
+        )
+        .unwrap();
+        let (told, answers) = sync_channel(8);
+        syncer.after_sync(answer_to(&told));
+        assert_eq!(answers.recv_timeout(PATIENCE), Ok(false), "not written");
+        syncer.after_sync(answer_to(&told));
+        assert_eq!(answers.recv_timeout(PATIENCE), Ok(true), "space came back");
+        assert!(!failed.is_set(), "a full disk is no failed fsync");
+        drop(syncer);
+        thread.join();
     }
 
     #[test]

@@ -7,6 +7,15 @@
 //! of their own, paced to an eighth of the writer's time, and whenever the writer is idle: the
 //! burst is acknowledged at the journal's speed and projected moments later.
 //!
+//! Deliveries acknowledged from the receipt log (`store::receipts`: a burst's requests are
+//! answered once their record is synced there, without waiting for this thread) are imported
+//! here: read back in order, prepared, and journaled in batches like requests, with the log's
+//! last imported number written in the same transaction. Their commits need no fsync, since the
+//! log is their durable copy; a segment of it is deleted only after the write-ahead log is
+//! synced. Receipts are imported once they stop arriving for a moment, or once the oldest has
+//! waited ten seconds (a flood that never pauses): during a burst the cores are its senders'.
+//! A task imports everything first, so it sees every delivery acknowledged before it.
+//!
 //! A delivery authenticated from the receiver's memory of sources is journaled only if its
 //! source still has the revision it was authenticated against, checked in the batch's own
 //! transaction, so a source changed by any process holds from the next delivery.
@@ -25,7 +34,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,8 +47,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
+use super::receipts::{self, Imports, ReceiptLog, ReceiptThread};
 use super::sources::{self, Rejection, SourceCheck};
-use super::syncer::{self, Failed, Syncer, SyncerThread};
+use super::syncer::{self, wal_path, Failed, Syncer, SyncerThread};
 use super::{open_writer, Result, StoreError, StoreOptions};
 
 /// Requests waiting beyond this apply backpressure to the HTTP handlers.
@@ -62,6 +73,19 @@ const IDLE_AFTER: Duration = Duration::from_millis(1);
 /// A projection transaction of its own lasts this long at most (the stop waits for one, and the
 /// statement journal grows with it); when the writer was idle, it stops at the first webhook.
 const IDLE_SLICE: Duration = Duration::from_millis(50);
+/// Receipts are imported once none has arrived for this long: while a burst lasts the cores are
+/// its senders'. Importing a quarter of the time during it cost the burst 8 points of the
+/// `/healthz` share (42.6 % against 50.4 % with none, `bench/run --only compare`).
+const QUIET_AFTER: Duration = Duration::from_millis(10);
+/// A flood that never pauses is imported once its oldest receipt has waited this long: the
+/// reports lag it by this much, and the catch-up. No webinar platform floods for that long (a
+/// 10,000-person TagMango webinar's end is 10,000 webhooks, seconds at this machine's rate),
+/// and at two seconds a five-second flood paid its import twice during the load.
+const MAX_LAG: Duration = Duration::from_secs(10);
+/// How often the writer looks at its queue while receipts wait for their import.
+const IMPORT_POLL: Duration = Duration::from_millis(1);
+/// How often it looks while it waits a moment before projecting on its own.
+const QUEUE_POLL: Duration = Duration::from_micros(100);
 /// After a projection failure (disk full), the backlog waits this long before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Meanwhile the writer looks for work this often.
@@ -74,10 +98,30 @@ type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
 struct Record {
     prepared: Arc<Prepared>,
-    /// The source revision the delivery was authenticated against, to confirm in the batch's
-    /// transaction.
-    check: SourceCheck,
-    reply: Reply<Receipt>,
+    origin: Origin,
+}
+
+/// Who waits for a delivery's commit.
+enum Origin {
+    /// A hook request, answered once the commit is on disk. The delivery is journaled only if
+    /// its source still has the revision it was authenticated against (`check`), confirmed in
+    /// the batch's transaction.
+    Request {
+        check: SourceCheck,
+        reply: Reply<Receipt>,
+    },
+    /// Nobody: the receipt log acknowledged it under this sequence number, authenticated
+    /// against the source as it was then.
+    Receipt(u64),
+}
+
+impl Record {
+    /// Answers the request waiting for this delivery, if one is.
+    fn reply(self, answer: Result<Receipt>) {
+        if let Origin::Request { reply, .. } = self.origin {
+            let _ = reply.send(answer);
+        }
+    }
 }
 
 enum Job {
@@ -105,6 +149,7 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     committed: broadcast::Sender<Committed>,
     failed: Failed,
+    receipts: ReceiptLog,
 }
 
 /// The running thread, to be joined on shutdown once every [`Writer`] handle is dropped.
@@ -112,6 +157,7 @@ pub struct WriterThread {
     writer: JoinHandle<()>,
     checkpoints: CheckpointThread,
     syncer: SyncerThread,
+    receipts: ReceiptThread,
 }
 
 impl WriterThread {
@@ -121,6 +167,7 @@ impl WriterThread {
             tracing::error!("the writer thread panicked while stopping");
         }
         self.syncer.join();
+        self.receipts.join();
         self.checkpoints.join();
     }
 }
@@ -134,6 +181,25 @@ impl Writer {
         let watched = failed.clone();
         let (checkpoints, checkpoint_thread) = checkpoint::start(&conn, path, failed.clone())?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let imported: i64 =
+            conn.query_row("SELECT imported FROM receipt_log", [], |row| row.get(0))?;
+        let asleep = Arc::new(AtomicBool::new(false));
+        let (wake, sleeper) = (jobs.downgrade(), asleep.clone());
+        let (receipts, imports, receipt_thread) = ReceiptLog::open(
+            &receipts::directory(path),
+            imported as u64,
+            move || {
+                if sleeper.swap(false, Ordering::SeqCst) {
+                    if let Some(jobs) = wake.upgrade() {
+                        let _ = jobs.try_send(Job::Synced);
+                    }
+                }
+            },
+            failed.clone(),
+        )?;
+        let mut importing = Importing::new(imports, wal_path(path), asleep, failed.clone());
+        // Nothing is appended yet: a log the journal holds all of goes.
+        importing.retire(true);
         // Weak: the queue closes, and the writer stops, once the handles are gone.
         let tell = jobs.downgrade();
         let (syncer, syncer_thread) = syncer::start(
@@ -152,26 +218,26 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("rollcall-writer".into())
             .spawn(move || {
-                run(
-                    conn,
-                    queue,
-                    backlog,
-                    &announcer,
-                    &checkpoints,
-                    &syncer,
-                    &failed,
-                )
+                let around = Around {
+                    announcer: &announcer,
+                    checkpoints: &checkpoints,
+                    syncer: &syncer,
+                    failed: &failed,
+                };
+                run(conn, queue, backlog, importing, &around)
             })
             .map_err(|e| StoreError::Unavailable(format!("could not start the writer: {e}")))?;
         let thread = WriterThread {
             writer: thread,
             checkpoints: checkpoint_thread,
             syncer: syncer_thread,
+            receipts: receipt_thread,
         };
         let writer = Writer {
             jobs,
             committed,
             failed: watched,
+            receipts,
         };
         Ok((writer, thread))
     }
@@ -187,8 +253,7 @@ impl Writer {
         let (reply, receipt) = oneshot::channel();
         let record = Record {
             prepared,
-            check,
-            reply,
+            origin: Origin::Request { check, reply },
         };
         self.send(Job::Record(record)).await?;
         receipt.await.map_err(|_| stopped())?
@@ -219,6 +284,11 @@ impl Writer {
         let _ = self.jobs.try_send(Job::Reject(reason, platform.to_owned()));
     }
 
+    /// The receipt log, where hook requests that arrive together are acknowledged.
+    pub fn receipts(&self) -> &ReceiptLog {
+        &self.receipts
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
         self.committed.subscribe()
     }
@@ -237,22 +307,41 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the writer has stopped".into())
 }
 
+/// What the writer's loop works with besides its connection, queue and backlog.
+struct Around<'a> {
+    announcer: &'a broadcast::Sender<Committed>,
+    checkpoints: &'a Checkpoints,
+    syncer: &'a Syncer,
+    failed: &'a Failed,
+}
+
 fn run(
     mut conn: Connection,
     mut queue: mpsc::Receiver<Job>,
     mut backlog: Backlog,
-    announcer: &broadcast::Sender<Committed>,
-    checkpoints: &Checkpoints,
-    syncer: &Syncer,
-    failed: &Failed,
+    mut importing: Importing,
+    around: &Around<'_>,
 ) {
+    let Around {
+        announcer,
+        checkpoints,
+        syncer,
+        failed,
+    } = *around;
     let mut pace = Pace::default();
     let mut carried = None;
     loop {
-        let first = match carried
-            .take()
-            .map_or_else(|| next(&mut queue, &backlog, failed), Next::Batch)
-        {
+        if carried.is_none() && importing.due(failed) {
+            let quiet = backlog.is_empty();
+            let took = import(&mut conn, &mut importing, &mut backlog, announcer);
+            checkpoints.committed(&conn);
+            pay_projection(&mut conn, &mut backlog, &mut pace, quiet, took, around);
+            continue;
+        }
+        let first = match carried.take().map_or_else(
+            || next(&mut queue, &backlog, &mut importing, failed),
+            Next::Batch,
+        ) {
             Next::Batch(job) => job,
             Next::Project => {
                 project_alone(&mut conn, &mut backlog, IDLE_SLICE, Some(&queue), announcer);
@@ -277,6 +366,7 @@ fn run(
                 batch,
                 &mut arrivals,
                 &mut backlog,
+                &mut importing,
                 quiet,
                 announcer,
             )
@@ -284,34 +374,198 @@ fn run(
         if outcome.is_err() {
             // Waiting requests see their reply dropped and answer 503; the thread goes on.
             backlog.rolled_back();
+            importing.imports.rewind();
             tracing::error!("a batch panicked in the writer; its requests were refused");
         }
         let worked = started.elapsed().saturating_sub(arrivals.waited);
         carried = arrivals.carried.take();
         checkpoints.committed(&conn);
-        if backlog.is_empty() {
-            // Nothing waits (a task drained it, or the batch projected itself): nothing is owed.
-            pace.settled();
-        } else if !quiet {
-            pace.earned(worked);
-            let ready = backlog.ready() && !failed.is_set();
-            if let Some(slice) = ready.then(|| pace.due()).flatten() {
-                project_alone(&mut conn, &mut backlog, slice, None, announcer);
-                checkpoints.committed(&conn);
-            }
-        }
+        pay_projection(&mut conn, &mut backlog, &mut pace, quiet, worked, around);
     }
     // Every handle is gone and the queue is drained; the connection closes here.
     if failed.is_set() {
         syncer::seal(&conn);
         return;
     }
+    import_all(&mut conn, &mut importing, &mut backlog, announcer);
     drain(
         &mut conn,
         &mut backlog,
         Some(Instant::now() + STOP_DRAIN),
         announcer,
     );
+    // Nothing is appended any more: a log wholly imported goes.
+    importing.retire(true);
+}
+
+/// After `worked` journaling while deliveries waited to be projected, projects a slice of them
+/// if one is due (an eighth of that time, see [`Pace`]).
+fn pay_projection(
+    conn: &mut Connection,
+    backlog: &mut Backlog,
+    pace: &mut Pace,
+    quiet: bool,
+    worked: Duration,
+    around: &Around<'_>,
+) {
+    if backlog.is_empty() {
+        // Nothing waits (a task drained it, or the batch projected itself): nothing is owed.
+        pace.settled();
+    } else if !quiet {
+        pace.earned(worked);
+        let ready = backlog.ready() && !around.failed.is_set();
+        if let Some(slice) = ready.then(|| pace.due()).flatten() {
+            project_alone(conn, backlog, slice, None, around.announcer);
+            around.checkpoints.committed(conn);
+        }
+    }
+}
+
+/// The receipt log's side of the writer: what waits to be imported into the journal, and when
+/// the next import may run.
+struct Importing {
+    imports: Imports,
+    /// The write-ahead log, synced before a segment of the receipt log is deleted.
+    wal: PathBuf,
+    /// The writer sleeps on its queue: a sync of the receipt log must wake it.
+    asleep: Arc<AtomicBool>,
+    /// The last synced receipt seen, and when receipts were last seen arriving: for as long as
+    /// it changes, or requests wait for their sync (a sync that stalls for milliseconds is no
+    /// pause of the burst).
+    seen: (u64, Instant),
+    /// Since when receipts have been waiting; none once all are imported.
+    waiting_since: Option<Instant>,
+    /// After a failed import, the next waits until then.
+    retry_at: Option<Instant>,
+    failed: Failed,
+}
+
+impl Importing {
+    fn new(imports: Imports, wal: PathBuf, asleep: Arc<AtomicBool>, failed: Failed) -> Importing {
+        let seen = (imports.synced(), Instant::now());
+        Importing {
+            imports,
+            wal,
+            asleep,
+            seen,
+            waiting_since: None,
+            retry_at: None,
+            failed,
+        }
+    }
+
+    fn due(&mut self, failed: &Failed) -> bool {
+        self.wait(failed).is_some_and(|wait| wait.is_zero())
+    }
+
+    /// How long until the next import, if receipts wait for one: once they stop arriving for
+    /// [`QUIET_AFTER`], or once they have waited [`MAX_LAG`]. None after a failed sync: the
+    /// restart imports them.
+    fn wait(&mut self, failed: &Failed) -> Option<Duration> {
+        if failed.is_set() || !self.imports.waiting() {
+            self.waiting_since = None;
+            return None;
+        }
+        let now = Instant::now();
+        let synced = self.imports.synced();
+        if synced != self.seen.0 || self.imports.receiving() {
+            self.seen = (synced, now);
+        }
+        let since = *self.waiting_since.get_or_insert(now);
+        let due = (self.seen.1 + QUIET_AFTER).min(since + MAX_LAG);
+        let due = self.retry_at.map_or(due, |retry| due.max(retry));
+        Some(due.saturating_duration_since(now))
+    }
+
+    /// Deletes the receipt log's segments the journal holds all of, once the write-ahead log
+    /// is synced. A failed fsync of it is final, as the syncer's (`store::syncer`): the
+    /// segments stay, and nothing more is written until a restart.
+    fn retire(&mut self, all: bool) {
+        let wal = &self.wal;
+        let mut unsynced = None;
+        let outcome = self.imports.retire(all, || {
+            sync_file(wal).inspect_err(|error| unsynced = Some(error.to_string()))
+        });
+        if let Some(error) = unsynced {
+            self.failed
+                .set(format!("fsync of the write-ahead log: {error}"));
+        } else if let Err(error) = outcome {
+            tracing::warn!(%error, "could not delete imported segments of the receipt log");
+        }
+    }
+}
+
+/// Makes a file's data durable; a file that is gone has nothing to make durable (SQLite removes
+/// its write-ahead log only after copying all of it into the database file, synced).
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Imports a batch of receipts into the journal, in one transaction that also projects it if
+/// nothing else waited (as a batch of requests does). Returns the time it took.
+fn import(
+    conn: &mut Connection,
+    importing: &mut Importing,
+    backlog: &mut Backlog,
+    announcer: &broadcast::Sender<Committed>,
+) -> Duration {
+    let started = Instant::now();
+    let quiet = backlog.is_empty();
+    let mut jobs = Jobs::default();
+    let outcome = read_receipts(&mut importing.imports, &mut jobs)
+        .and_then(|()| commit(conn, &mut jobs, None, backlog, quiet));
+    match outcome {
+        Ok((mut outcomes, slice)) => {
+            importing.imports.imported();
+            importing.retry_at = None;
+            let fresh = final_statuses(&mut outcomes, &slice);
+            announce_commit(announcer, outcomes, slice, &fresh);
+            importing.retire(false);
+        }
+        Err(error) => {
+            importing.imports.rewind();
+            tracing::error!(%error, "could not import the receipt log; retrying shortly");
+            importing.retry_at = Some(Instant::now() + RETRY_AFTER);
+        }
+    }
+    started.elapsed()
+}
+
+/// Reads the next batch of receipts into `jobs`, each prepared (hashed and parsed) here.
+fn read_receipts(imports: &mut Imports, jobs: &mut Jobs) -> Result<()> {
+    let mut bytes = 0;
+    while jobs.records.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        let Some(received) = imports.next_record()? else {
+            break;
+        };
+        bytes += received.delivery.body.len();
+        jobs.records.push(Record {
+            prepared: Arc::new(Prepared::new(received.delivery)),
+            origin: Origin::Receipt(received.seq),
+        });
+    }
+    Ok(())
+}
+
+/// Imports every receipt synced so far (before a task, and on stop).
+fn import_all(
+    conn: &mut Connection,
+    importing: &mut Importing,
+    backlog: &mut Backlog,
+    announcer: &broadcast::Sender<Committed>,
+) {
+    importing.retry_at = None;
+    while importing.imports.waiting() {
+        import(conn, importing, backlog, announcer);
+        if importing.retry_at.is_some() {
+            // It failed, and is logged; the next one retries.
+            return;
+        }
+    }
 }
 
 /// After a failed fsync: answers deliveries with `reason` and runs tasks read-only, writing
@@ -323,9 +577,7 @@ fn refuse(conn: &mut Connection, batch: Vec<Job>, reason: &str) {
     for job in batch {
         match job {
             Job::Record(record) => {
-                let _ = record
-                    .reply
-                    .send(Err(StoreError::Unavailable(reason.to_owned())));
+                record.reply(Err(StoreError::Unavailable(reason.to_owned())));
             }
             Job::Run(task) => task(conn),
             Job::Reject(..) | Job::Synced => {}
@@ -368,15 +620,40 @@ enum Next {
     Stop,
 }
 
-fn next(queue: &mut mpsc::Receiver<Job>, backlog: &Backlog, failed: &Failed) -> Next {
+fn next(
+    queue: &mut mpsc::Receiver<Job>,
+    backlog: &Backlog,
+    importing: &mut Importing,
+    failed: &Failed,
+) -> Next {
+    if let Some(wait) = importing.wait(failed) {
+        // Receipts are arriving: not idle, whatever the queue says. They are imported when due.
+        return match wait_for(queue, wait, IMPORT_POLL) {
+            Ok(job) => Next::Batch(job),
+            Err(TryRecvError::Empty) => Next::Again,
+            Err(TryRecvError::Disconnected) => Next::Stop,
+        };
+    }
     // After a failure the backlog waits for the restart, which projects it.
     if backlog.is_empty() || failed.is_set() {
-        return queue.blocking_recv().map_or(Next::Stop, Next::Batch);
+        importing.asleep.store(true, Ordering::SeqCst);
+        // A receipt synced before the flag was up found no one to wake.
+        if importing.wait(failed).is_some() {
+            importing.asleep.store(false, Ordering::SeqCst);
+            return Next::Again;
+        }
+        let job = queue.blocking_recv();
+        importing.asleep.store(false, Ordering::SeqCst);
+        return job.map_or(Next::Stop, Next::Batch);
     }
     // Senders waiting on their answers post again within a fraction of IDLE_AFTER, and a
     // projection slice started in between would make them wait for its commit.
     let ready = backlog.ready();
-    match wait_for(queue, if ready { IDLE_AFTER } else { RETRY_POLL }) {
+    match wait_for(
+        queue,
+        if ready { IDLE_AFTER } else { RETRY_POLL },
+        QUEUE_POLL,
+    ) {
         Ok(job) => Next::Batch(job),
         Err(TryRecvError::Empty) if ready => Next::Project,
         Err(TryRecvError::Empty) => Next::Again,
@@ -385,12 +662,16 @@ fn next(queue: &mut mpsc::Receiver<Job>, backlog: &Backlog, failed: &Failed) -> 
 }
 
 /// The next job if one arrives within `patience`.
-fn wait_for(queue: &mut mpsc::Receiver<Job>, patience: Duration) -> Result<Job, TryRecvError> {
+fn wait_for(
+    queue: &mut mpsc::Receiver<Job>,
+    patience: Duration,
+    poll: Duration,
+) -> Result<Job, TryRecvError> {
     let until = Instant::now() + patience;
     loop {
         match queue.try_recv() {
             Err(TryRecvError::Empty) if Instant::now() < until => {
-                std::thread::sleep(Duration::from_micros(100));
+                std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
             }
             other => return other,
         }
@@ -482,6 +763,7 @@ fn process(
     batch: Vec<Job>,
     arrivals: &mut Arrivals<'_>,
     backlog: &mut Backlog,
+    importing: &mut Importing,
     quiet: bool,
     announcer: &broadcast::Sender<Committed>,
 ) {
@@ -506,6 +788,7 @@ fn process(
         );
     }
     if !tasks.is_empty() {
+        import_all(conn, importing, backlog, announcer);
         drain(conn, backlog, None, announcer);
         run_durably(conn, tasks);
     }
@@ -556,6 +839,17 @@ impl Jobs {
     fn is_empty(&self) -> bool {
         self.records.is_empty() && self.rejections.is_empty()
     }
+
+    /// The last receipt of the log among the records: what their commit has imported.
+    fn last_receipt(&self) -> Option<u64> {
+        self.records
+            .iter()
+            .filter_map(|r| match r.origin {
+                Origin::Receipt(seq) => Some(seq),
+                Origin::Request { .. } => None,
+            })
+            .max()
+    }
 }
 
 /// Commits a batch, with what else arrives while the syncer is busy; if that fails and the
@@ -572,30 +866,20 @@ fn commit_records(
 ) {
     match commit(conn, &mut jobs, arrivals, backlog, quiet) {
         Ok((mut outcomes, slice)) => {
-            let mut fresh: HashMap<i64, Status> = slice
-                .receipts
-                .iter()
-                .map(|r| (r.delivery, r.status))
-                .collect();
-            for receipt in outcomes.iter_mut().flatten() {
-                if let Some(status) = fresh.remove(&receipt.delivery) {
-                    receipt.status = status;
-                }
-            }
+            let fresh = final_statuses(&mut outcomes, &slice);
             let answers: Vec<_> = jobs
                 .records
                 .into_iter()
                 .zip(&outcomes)
-                .map(|(record, outcome)| (record.reply, outcome.ok_or(StoreError::SourceChanged)))
+                .filter_map(|(record, outcome)| match record.origin {
+                    Origin::Request { reply, .. } => {
+                        Some((reply, outcome.ok_or(StoreError::SourceChanged)))
+                    }
+                    Origin::Receipt(_) => None,
+                })
                 .collect();
             syncer.after_sync(Box::new(move |synced| answer_synced(answers, synced)));
-            let receipts = outcomes.into_iter().flatten().collect();
-            let projected = slice
-                .receipts
-                .into_iter()
-                .filter(|r| fresh.contains_key(&r.delivery))
-                .collect();
-            announce(announcer, receipts, projected, slice.webinars);
+            announce_commit(announcer, outcomes, slice, &fresh);
         }
         Err(error) if jobs.records.len() > 1 && !error.is_transient() => {
             tracing::warn!(%error, "a batch failed to commit; committing its deliveries one by one");
@@ -612,12 +896,42 @@ fn commit_records(
             tracing::error!(%error, deliveries, "could not commit deliveries");
             let message = error.to_string();
             for record in jobs.records {
-                let _ = record
-                    .reply
-                    .send(Err(StoreError::Unavailable(message.clone())));
+                record.reply(Err(StoreError::Unavailable(message.clone())));
             }
         }
     }
+}
+
+/// Gives the deliveries a commit journaled the status its projection gave them; returns the
+/// statuses of the deliveries journaled before that it projected.
+fn final_statuses(outcomes: &mut [Option<Receipt>], slice: &Slice) -> HashMap<i64, Status> {
+    let mut fresh: HashMap<i64, Status> = slice
+        .receipts
+        .iter()
+        .map(|r| (r.delivery, r.status))
+        .collect();
+    for receipt in outcomes.iter_mut().flatten() {
+        if let Some(status) = fresh.remove(&receipt.delivery) {
+            receipt.status = status;
+        }
+    }
+    fresh
+}
+
+/// Announces what a commit journaled and projected; `earlier`: see [`final_statuses`].
+fn announce_commit(
+    announcer: &broadcast::Sender<Committed>,
+    outcomes: Vec<Option<Receipt>>,
+    slice: Slice,
+    earlier: &HashMap<i64, Status>,
+) {
+    let receipts = outcomes.into_iter().flatten().collect();
+    let projected = slice
+        .receipts
+        .into_iter()
+        .filter(|r| earlier.contains_key(&r.delivery))
+        .collect();
+    announce(announcer, receipts, projected, slice.webinars);
 }
 
 /// Answers a committed batch's requests once the syncer has fsynced it: a commit that did not
@@ -683,6 +997,10 @@ fn commit(
             }
         }
         appender.finish()?;
+        if let Some(seq) = jobs.last_receipt() {
+            tx.prepare_cached("UPDATE receipt_log SET imported = ?1 WHERE id = 1")?
+                .execute([seq as i64])?;
+        }
         let waited = arrivals.as_ref().map_or(Duration::ZERO, |a| a.waited);
         let rejections: Vec<_> = jobs
             .rejections
@@ -726,11 +1044,17 @@ fn append(
     revisions: &mut HashMap<i64, Option<i64>>,
 ) -> Result<Option<Receipt>> {
     let prepared = &record.prepared;
-    if !source_unchanged(tx, record.check, revisions)? {
-        return Ok(None);
+    if let Origin::Request { check, .. } = record.origin {
+        if !source_unchanged(tx, check, revisions)? {
+            return Ok(None);
+        }
     }
     let waiting = backlog.waiting_with(&prepared.identity);
-    let receipt = appender.append(prepared, waiting)?;
+    let from_log = match record.origin {
+        Origin::Receipt(seq) => Some(seq),
+        Origin::Request { .. } => None,
+    };
+    let receipt = appender.append_received(prepared, waiting, from_log)?;
     if receipt.status == Status::Pending {
         backlog.push(receipt.delivery, prepared.clone());
     }

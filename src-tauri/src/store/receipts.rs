@@ -1,0 +1,1205 @@
+//! The receipt log: deliveries acknowledged during a burst, on disk before their 200 and ahead
+//! of the journal. A hook request that arrives while others are in flight appends a framed,
+//! checksummed record here from its own task ([`ReceiptLog::receive`]) and is answered once a
+//! sync covers the record; the writer imports the records into the journal at its own pace
+//! ([`Imports`], driven by `store::writer`), and a segment is deleted only once the journal's
+//! copy of every record in it is on disk.
+//!
+//! Why a second file: with the writer's commit on the acknowledgement path, a burst was
+//! answered at 42–45 % of the machine's HTTP ceiling, and handing each delivery to the writer
+//! thread alone, with no SQL at all, capped it below 50 %. A record written by the request's own
+//! task and synced by a thread that does nothing else reached 53–62 % (bench/results/README.md,
+//! twenty-second round).
+//!
+//! It must not run SQL or parse payloads: it keeps bytes and their order. The journal keeps the
+//! last sequence number it imported (`receipt_log.imported`, written in the importing
+//! transaction); at start every record past it is imported again, so a record is never lost and
+//! never imported twice. Only synced records are imported, so the journal never holds a record
+//! the log could lose. After a crash the last segment may end in a torn record (short, or
+//! failing its checksum): nothing from it on was answered, and it is cut off.
+//!
+//! A failed sync is final until a restart, as for the journal (`store::syncer`): the shared
+//! [`Failed`] refuses every later append.
+//!
+//! Layout: `<data dir>/receipts/<first sequence number, 20 digits>.log`, each starting with
+//! [`MAGIC`], then records: payload length (u32 LE), CRC-32 of sequence number and payload (u32
+//! LE), sequence number (u64 LE), payload. The payload is the delivery's metadata as JSON, its
+//! length first (u32 LE), then the body.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::journal::{NewDelivery, Via};
+use super::syncer::{self, Failed, SyncFailure, Syncer, SyncerThread};
+use super::{Result, StoreError};
+
+/// The first bytes of every segment.
+pub const MAGIC: &[u8; 8] = b"RCRCPT1\n";
+/// The directory inside a data directory.
+pub const DIRECTORY: &str = "receipts";
+/// A segment past this size is closed and a new one started: segments are the unit of reuse.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// Payload length, checksum, sequence number.
+const HEADER: usize = 16;
+/// No record is larger: the body limit is 64 MiB, and only small bodies come here.
+const MAX_PAYLOAD: u32 = 256 << 20;
+
+/// Where the receipt log of the database at `database` lives.
+pub fn directory(database: &Path) -> PathBuf {
+    database
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(DIRECTORY)
+}
+
+/// A position in the log: the segment (its first sequence number), the offset just past the
+/// record, and that record's sequence number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Position {
+    segment: u64,
+    end: u64,
+    seq: u64,
+}
+
+/// A record read back: its sequence number and the delivery as it was received, with the
+/// source it was authenticated against.
+#[derive(Debug)]
+pub struct Received {
+    pub seq: u64,
+    pub delivery: NewDelivery,
+}
+
+/// The append side, shared by every hook request; cheap to clone.
+#[derive(Clone)]
+pub struct ReceiptLog {
+    log: Arc<Log>,
+    syncer: Arc<Syncer>,
+}
+
+/// The files, shared by the appenders, the sync thread and the importer.
+struct Log {
+    dir: PathBuf,
+    tail: Mutex<Tail>,
+    /// Everything up to here is on disk and may be imported.
+    synced: Mutex<Position>,
+    /// Requests appending or waiting for their sync right now.
+    receiving: AtomicUsize,
+    failed: Failed,
+    spares: Spares,
+}
+
+/// The next segment, zero-filled and synced by a thread of its own before it is needed.
+struct Spares {
+    path: PathBuf,
+    ready: Arc<Mutex<Option<File>>>,
+    /// Asks the thread for one; it stops once this is dropped.
+    want: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+/// The thread that zero-fills spares.
+struct SpareThread(std::thread::JoinHandle<()>);
+
+impl Spares {
+    fn start(dir: &Path, size: u64) -> Result<(Spares, SpareThread)> {
+        let path = dir.join("spare");
+        // One left by an earlier run may not be whole.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(unavailable("could not clear the receipt log's spare", &e))
+            }
+            _ => {}
+        }
+        let ready = Arc::new(Mutex::new(None));
+        let (want, wanted) = std::sync::mpsc::channel::<()>();
+        let (filled, at) = (ready.clone(), path.clone());
+        let thread = std::thread::Builder::new()
+            .name("rollcall-spare".into())
+            .spawn(move || {
+                while wanted.recv().is_ok() {
+                    let empty = filled.lock().unwrap_or_else(|e| e.into_inner()).is_none();
+                    if !empty {
+                        continue;
+                    }
+                    match zero_filled(&at, size) {
+                        Ok(file) => *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
+                        Err(error) => {
+                            // A full disk: the next segment is made as it is needed.
+                            tracing::debug!(%error, "could not prepare a segment of the receipt log");
+                            let _ = std::fs::remove_file(&at);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| unavailable("could not start the receipt log", &e))?;
+        let spares = Spares {
+            path,
+            ready,
+            want: Mutex::new(want),
+        };
+        spares.want();
+        Ok((spares, SpareThread(thread)))
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn take(&self) -> Option<File> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn want(&self) {
+        let _ = self.want.lock().unwrap_or_else(|e| e.into_inner()).send(());
+    }
+}
+
+/// A file of `size` zeros at `path`, synced.
+fn zero_filled(path: &Path, size: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let zeros = vec![0; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let len = (size - at).min(zeros.len() as u64);
+        file.write_all_at(&zeros[..len as usize], at)?;
+        at += len;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// The segment appended to, and what the next sync must write and cover.
+struct Tail {
+    /// `None` until the first append of this run: a run always starts a segment of its own, so
+    /// it never appends behind a torn record.
+    current: Option<Segment>,
+    next_seq: u64,
+    /// Closed segments whose last records are not yet written and synced.
+    closed: Vec<Segment>,
+    /// A segment was created since the last sync: its directory entry must be synced too.
+    directory_unsynced: bool,
+    segment_bytes: u64,
+}
+
+/// A segment and the records appended to it that the next sync writes. Requests copy their
+/// record into `buffer` under the lock, and the sync thread writes all of them at once: a
+/// write per request cost the HTTP workers a system call each and held the lock through it.
+struct Segment {
+    first: u64,
+    file: Arc<File>,
+    /// Where the next write goes: the end of what is written.
+    written: u64,
+    buffer: Vec<u8>,
+    /// The sequence number of the last record in `buffer`.
+    buffered_seq: u64,
+}
+
+impl Segment {
+    /// Its size once the buffer is written.
+    fn size(&self) -> u64 {
+        self.written + self.buffer.len() as u64
+    }
+}
+
+/// Records taken from a segment's buffer, to be written at `offset`.
+struct Pending {
+    segment: u64,
+    file: Arc<File>,
+    offset: u64,
+    bytes: Vec<u8>,
+    last_seq: u64,
+}
+
+/// The running sync thread; it answers what is left and stops once every [`ReceiptLog`] is
+/// gone.
+pub struct ReceiptThread(SyncerThread, SpareThread);
+
+impl ReceiptThread {
+    /// Call once every [`ReceiptLog`] and the [`Imports`] are gone: the spare thread stops
+    /// with the log.
+    pub fn join(self) {
+        self.0.join();
+        if (self.1).0.join().is_err() {
+            tracing::error!("the receipt log's spare thread panicked");
+        }
+    }
+}
+
+impl ReceiptLog {
+    /// Opens the log in `dir`, cutting off a torn tail, with `imported` the last sequence number
+    /// the journal holds. `synced` is called after every sync (the writer's wake-up).
+    pub fn open(
+        dir: &Path,
+        imported: u64,
+        synced: impl Fn() + Send + 'static,
+        failed: Failed,
+    ) -> Result<(ReceiptLog, Imports, ReceiptThread)> {
+        Self::open_with(dir, imported, synced, failed, SEGMENT_BYTES)
+    }
+
+    fn open_with(
+        dir: &Path,
+        imported: u64,
+        synced: impl Fn() + Send + 'static,
+        failed: Failed,
+        segment_bytes: u64,
+    ) -> Result<(ReceiptLog, Imports, ReceiptThread)> {
+        create_directory(dir).map_err(|e| unavailable("could not create the receipt log", &e))?;
+        let last = recover(dir).map_err(|e| unavailable("could not read the receipt log", &e))?;
+        let (spares, spare_thread) = Spares::start(dir, segment_bytes)?;
+        let log = Arc::new(Log {
+            dir: dir.to_owned(),
+            tail: Mutex::new(Tail {
+                current: None,
+                next_seq: last.seq.max(imported) + 1,
+                closed: Vec::new(),
+                directory_unsynced: false,
+                segment_bytes,
+            }),
+            synced: Mutex::new(last),
+            receiving: AtomicUsize::new(0),
+            failed: failed.clone(),
+            spares,
+        });
+        let syncing = log.clone();
+        let (syncer, thread) =
+            syncer::start_with("the receipt log", move || syncing.sync(), synced, failed)?;
+        let imports = Imports::new(log.clone(), imported);
+        let receipts = ReceiptLog {
+            log,
+            syncer: Arc::new(syncer),
+        };
+        Ok((receipts, imports, ReceiptThread(thread, spare_thread)))
+    }
+
+    /// Appends `delivery` and waits until it is on disk: its sequence number. Refused once a
+    /// sync has failed (until a restart), and when the record cannot be written (disk full):
+    /// nothing is then answered as received.
+    pub async fn receive(&self, delivery: &NewDelivery) -> Result<u64> {
+        // Counted until dropped: a request whose sender hung up is dropped while it waits.
+        let _receiving = Receiving::enter(&self.log);
+        let frame = Frame::of(delivery)?;
+        let seq = self.log.append(frame)?;
+        let (told, synced) = oneshot::channel();
+        self.syncer.after_sync(Box::new(move |outcome| {
+            let _ = told.send(outcome.map_err(|e| StoreError::Unavailable(e.to_string())));
+        }));
+        synced
+            .await
+            .map_err(|_| StoreError::Unavailable("the receipt log has stopped".into()))??;
+        Ok(seq)
+    }
+}
+
+/// A request counted in [`Log::receiving`] for as long as it lives.
+struct Receiving<'a>(&'a Log);
+
+impl<'a> Receiving<'a> {
+    fn enter(log: &'a Log) -> Receiving<'a> {
+        log.receiving.fetch_add(1, Ordering::SeqCst);
+        Receiving(log)
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.receiving.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Log {
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn synced(&self) -> Position {
+        *self.synced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append(&self, mut frame: Frame) -> Result<u64> {
+        if let Some(reason) = self.failed.reason() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        let mut tail = self.tail();
+        let full = tail
+            .current
+            .as_ref()
+            .is_none_or(|s| s.size() >= tail.segment_bytes);
+        if full {
+            tail.start_segment(&self.dir, &self.spares)
+                .map_err(|e| unavailable("the delivery could not be written to disk", &e))?;
+        }
+        let seq = tail.next_seq;
+        frame.seal(seq);
+        let segment = tail.current.as_mut().expect("a segment was just started");
+        segment.buffer.extend_from_slice(&frame.bytes);
+        segment.buffered_seq = seq;
+        tail.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Writes what was appended since the last sync and makes it durable, then lets the writer
+    /// import it. A write that fails (a full disk) loses only the records it carried, none of
+    /// them answered, and the next write goes where it would have: the store goes on. A failed
+    /// fsync is final ([`SyncFailure::Fsync`]).
+    fn sync(&self) -> Result<(), SyncFailure> {
+        let (writes, files, directory) = self.take_writes();
+        for (n, write) in writes.iter().enumerate() {
+            if let Err(error) = write.file.write_all_at(&write.bytes, write.offset) {
+                self.unwrite(&writes[n..]);
+                return Err(SyncFailure::Unwritten(error));
+            }
+        }
+        for file in files {
+            file.sync_data().map_err(SyncFailure::Fsync)?;
+        }
+        if directory {
+            File::open(&self.dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(SyncFailure::Fsync)?;
+        }
+        if let Some(last) = writes.last() {
+            *self.synced.lock().unwrap_or_else(|e| e.into_inner()) = Position {
+                segment: last.segment,
+                end: last.offset + last.bytes.len() as u64,
+                seq: last.last_seq,
+            };
+        }
+        Ok(())
+    }
+
+    /// Takes every buffer to write, the files to sync after, and whether the directory too.
+    fn take_writes(&self) -> (Vec<Pending>, Vec<Arc<File>>, bool) {
+        let mut tail = self.tail();
+        let closed = std::mem::take(&mut tail.closed);
+        let mut writes = Vec::new();
+        let mut files = Vec::new();
+        for segment in closed.into_iter().map(Some).chain([None]) {
+            let segment = match segment {
+                Some(mut closed) => {
+                    writes.extend(take_buffer(&mut closed));
+                    files.push(closed.file);
+                    continue;
+                }
+                None => tail.current.as_mut(),
+            };
+            if let Some(current) = segment {
+                if let Some(write) = take_buffer(current) {
+                    files.push(current.file.clone());
+                    writes.push(write);
+                }
+            }
+        }
+        let directory = std::mem::take(&mut tail.directory_unsynced);
+        (writes, files, directory)
+    }
+
+    /// After `failed[0]` could not be written: the current segment's next write goes where it
+    /// would have, over whatever part of it reached the file.
+    fn unwrite(&self, failed: &[Pending]) {
+        let mut tail = self.tail();
+        for write in failed {
+            let _ = write.file.set_len(write.offset);
+            if let Some(current) = tail.current.as_mut().filter(|s| s.first == write.segment) {
+                current.written = current.written.min(write.offset);
+            }
+        }
+    }
+}
+
+fn take_buffer(segment: &mut Segment) -> Option<Pending> {
+    if segment.buffer.is_empty() {
+        return None;
+    }
+    let bytes = std::mem::take(&mut segment.buffer);
+    let offset = segment.written;
+    segment.written += bytes.len() as u64;
+    Some(Pending {
+        segment: segment.first,
+        file: segment.file.clone(),
+        offset,
+        bytes,
+        last_seq: segment.buffered_seq,
+    })
+}
+
+impl Tail {
+    /// Starts the segment of `next_seq`: the spare, zero-filled ahead of time, if one is ready.
+    /// Records then overwrite blocks already written, so a sync writes only them, never the
+    /// file's size or its block map (PostgreSQL zero-fills its log segments for the same
+    /// reason). On a disk failing under the filesystem, a first fdatasync into blocks never
+    /// written before returned success for data that was not there after a remount
+    /// (tests/faults.rs); overwritten blocks kept every record.
+    fn start_segment(&mut self, dir: &Path, spares: &Spares) -> io::Result<()> {
+        let first = self.next_seq;
+        let path = segment_path(dir, first);
+        let file = match spares.take() {
+            Some(spare) => {
+                std::fs::rename(spares.path(), &path)?;
+                spare
+            }
+            None => OpenOptions::new()
+                .create_new(true)
+                .read(true)
+                .write(true)
+                .open(&path)?,
+        };
+        spares.want();
+        file.write_all_at(MAGIC, 0)?;
+        if let Some(closed) = self.current.take() {
+            self.closed.push(closed);
+        }
+        self.current = Some(Segment {
+            first,
+            file: Arc::new(file),
+            written: MAGIC.len() as u64,
+            buffer: Vec::new(),
+            buffered_seq: 0,
+        });
+        self.directory_unsynced = true;
+        Ok(())
+    }
+}
+
+/// One record, framed before it has a sequence number: the checksum of the payload is taken
+/// outside the lock and combined with the number's under it.
+struct Frame {
+    bytes: Vec<u8>,
+    payload: crc32fast::Hasher,
+}
+
+/// The metadata as written.
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    platform: &'a str,
+    source_id: Option<i64>,
+    trigger: Option<&'a str>,
+    received_at: DateTime<Utc>,
+    via: &'a str,
+    content_type: Option<&'a str>,
+    headers: &'a BTreeMap<String, String>,
+    time_zone: &'a str,
+}
+
+/// The metadata as read back.
+#[derive(Deserialize)]
+struct MetaIn {
+    platform: String,
+    source_id: Option<i64>,
+    trigger: Option<String>,
+    received_at: DateTime<Utc>,
+    via: String,
+    content_type: Option<String>,
+    headers: BTreeMap<String, String>,
+    time_zone: String,
+}
+
+impl Frame {
+    fn of(delivery: &NewDelivery) -> Result<Frame> {
+        let meta = serde_json::to_vec(&MetaOut {
+            platform: delivery.platform.as_str(),
+            source_id: delivery.source_id,
+            trigger: delivery.trigger.as_deref(),
+            received_at: delivery.received_at,
+            via: delivery.via.as_str(),
+            content_type: delivery.content_type.as_deref(),
+            headers: &delivery.headers,
+            time_zone: delivery.time_zone.name(),
+        })?;
+        let payload_len = 4 + meta.len() + delivery.body.len();
+        if payload_len > MAX_PAYLOAD as usize {
+            return Err(StoreError::Invalid(
+                "the delivery is too large for the receipt log".into(),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(HEADER + payload_len);
+        bytes.extend_from_slice(&(payload_len as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0; 12]);
+        bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&meta);
+        bytes.extend_from_slice(&delivery.body);
+        let mut payload = crc32fast::Hasher::new();
+        payload.update(&bytes[HEADER..]);
+        Ok(Frame { bytes, payload })
+    }
+
+    fn seal(&mut self, seq: u64) {
+        self.bytes[8..16].copy_from_slice(&seq.to_le_bytes());
+        self.bytes[4..8].copy_from_slice(&checksum(seq, &self.payload).to_le_bytes());
+    }
+}
+
+fn checksum(seq: u64, payload: &crc32fast::Hasher) -> u32 {
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&seq.to_le_bytes());
+    sum.combine(payload);
+    sum.finalize()
+}
+
+/// What reading at an offset found.
+enum Read {
+    Record {
+        seq: u64,
+        payload: Vec<u8>,
+        end: u64,
+    },
+    /// Short, or failing its checksum: the end of what was written whole.
+    Torn,
+    End,
+}
+
+fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Read> {
+    if offset >= len {
+        return Ok(Read::End);
+    }
+    if len - offset < HEADER as u64 {
+        return Ok(Read::Torn);
+    }
+    let mut header = [0; HEADER];
+    file.read_exact_at(&mut header, offset)?;
+    if header == [0; HEADER] {
+        // The zeros of a segment filled ahead of time: nothing was written here.
+        return Ok(Read::End);
+    }
+    let payload_len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+    let sum = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let end = offset + HEADER as u64 + u64::from(payload_len);
+    if payload_len > MAX_PAYLOAD || end > len {
+        return Ok(Read::Torn);
+    }
+    let mut payload = vec![0; payload_len as usize];
+    file.read_exact_at(&mut payload, offset + HEADER as u64)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&payload);
+    if checksum(seq, &hasher) != sum {
+        return Ok(Read::Torn);
+    }
+    Ok(Read::Record { seq, payload, end })
+}
+
+fn decode(seq: u64, payload: &[u8]) -> Result<Received> {
+    let corrupt = |what: &str| StoreError::Invalid(format!("receipt {seq} is unreadable: {what}"));
+    let meta_len = payload
+        .get(0..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| corrupt("no metadata"))?;
+    let meta: MetaIn = serde_json::from_slice(
+        payload
+            .get(4..4 + meta_len)
+            .ok_or_else(|| corrupt("short metadata"))?,
+    )?;
+    let body = Bytes::copy_from_slice(&payload[4 + meta_len..]);
+    let delivery = NewDelivery {
+        platform: meta.platform.parse().map_err(|_| corrupt("platform"))?,
+        source_id: meta.source_id,
+        trigger: meta.trigger,
+        received_at: meta.received_at,
+        via: Via::parse(&meta.via).ok_or_else(|| corrupt("via"))?,
+        content_type: meta.content_type,
+        headers: meta.headers,
+        body,
+        time_zone: meta.time_zone.parse().map_err(|_| corrupt("time zone"))?,
+    };
+    Ok(Received { seq, delivery })
+}
+
+/// The writer's side: reads synced records in order, and deletes segments once the journal
+/// holds all of theirs.
+pub struct Imports {
+    log: Arc<Log>,
+    /// The last record read, and where it ended; `segment` 0 before the first.
+    read: Position,
+    /// The last record in the journal: reading goes back here if an import fails.
+    committed: Position,
+    file: Option<File>,
+    /// Reading moved on to a later segment since segments were last retired.
+    moved_on: bool,
+}
+
+impl Imports {
+    fn new(log: Arc<Log>, imported: u64) -> Imports {
+        let start = Position {
+            segment: 0,
+            end: 0,
+            seq: imported,
+        };
+        Imports {
+            log,
+            read: start,
+            committed: start,
+            file: None,
+            moved_on: true,
+        }
+    }
+
+    /// Whether synced records wait to be imported.
+    pub fn waiting(&self) -> bool {
+        self.log.synced().seq > self.read.seq
+    }
+
+    /// The sequence number of the last record synced.
+    pub fn synced(&self) -> u64 {
+        self.log.synced().seq
+    }
+
+    /// Whether requests are appending or waiting for their sync right now: receipts are still
+    /// arriving, even while a slow sync keeps `synced` where it is.
+    pub fn receiving(&self) -> bool {
+        self.log.receiving.load(Ordering::SeqCst) > 0
+    }
+
+    /// The next synced record past those read. A damaged record inside what was synced, or one
+    /// that cannot be decoded although its checksum held (written by another version), is an
+    /// error: the import stops there rather than skip what was acknowledged.
+    pub fn next_record(&mut self) -> Result<Option<Received>> {
+        let io = |e| unavailable("could not read the receipt log", &e);
+        loop {
+            let synced = self.log.synced();
+            if self.read.seq >= synced.seq {
+                return Ok(None);
+            }
+            if !self.open().map_err(io)? {
+                return Ok(None);
+            }
+            let file = self.file.as_ref().expect("just opened");
+            let len = if self.read.segment == synced.segment {
+                synced.end
+            } else {
+                file.metadata().map_err(io)?.len()
+            };
+            match read_at(file, self.read.end, len).map_err(io)? {
+                Read::Record { seq, payload, end } => {
+                    self.read.end = end;
+                    self.read.seq = seq;
+                    if seq > self.committed.seq {
+                        return decode(seq, &payload).map(Some);
+                    }
+                }
+                found => {
+                    let earlier = self.read.segment != synced.segment;
+                    if earlier && matches!(found, Read::Torn) {
+                        // A start cuts off the torn tail of the last segment: a segment before
+                        // it was damaged since. What follows the damage cannot be read.
+                        tracing::error!(
+                            segment = self.read.segment,
+                            after = self.read.seq,
+                            "the receipt log is damaged; going on with its next segment"
+                        );
+                    }
+                    if !(earlier && self.move_on().map_err(io)?) {
+                        return Err(StoreError::Invalid(format!(
+                            "the receipt log is damaged or cut short after receipt {}, before \
+                             receipt {}",
+                            self.read.seq, synced.seq
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The segment being read, opened; at first the one holding the record after the last
+    /// imported.
+    fn open(&mut self) -> io::Result<bool> {
+        if self.file.is_none() {
+            if self.read.segment == 0 {
+                let segments = list_segments(&self.log.dir)?;
+                let after = self.read.seq + 1;
+                let Some(first) = segments
+                    .iter()
+                    .rev()
+                    .find(|first| **first <= after)
+                    .or(segments.first())
+                else {
+                    return Ok(false);
+                };
+                self.read.segment = *first;
+                self.read.end = MAGIC.len() as u64;
+            }
+            self.file = Some(File::open(segment_path(&self.log.dir, self.read.segment))?);
+        }
+        Ok(true)
+    }
+
+    /// Goes on to the segment after the one read to its end, if there is one.
+    fn move_on(&mut self) -> io::Result<bool> {
+        let segments = list_segments(&self.log.dir)?;
+        let Some(next) = segments
+            .into_iter()
+            .find(|first| *first > self.read.segment)
+        else {
+            return Ok(false);
+        };
+        self.read.segment = next;
+        self.read.end = MAGIC.len() as u64;
+        self.file = None;
+        self.moved_on = true;
+        Ok(true)
+    }
+
+    /// Every record read so far is committed to the journal.
+    pub fn imported(&mut self) {
+        self.committed = self.read;
+    }
+
+    /// The last sequence number read: what the importing transaction records as imported.
+    pub fn last_read(&self) -> u64 {
+        self.read.seq
+    }
+
+    /// The import of what was read failed: read it again.
+    pub fn rewind(&mut self) {
+        self.read = self.committed;
+        self.file = None;
+    }
+
+    /// Deletes the segments whose every record is in the journal, once `sync_journal` made the
+    /// journal's copy durable. With `all`, the segment being appended to goes too (nothing is
+    /// appended any more, or yet).
+    pub fn retire(
+        &mut self,
+        all: bool,
+        sync_journal: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if !self.moved_on && !all {
+            return Ok(());
+        }
+        let segments = list_segments(&self.log.dir)?;
+        let imported = self.committed.seq;
+        let everything = all && self.log.synced().seq <= imported;
+        let done: Vec<u64> = segments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| match segments.get(i + 1) {
+                Some(next) => *next <= imported + 1,
+                None => everything,
+            })
+            .map(|(_, first)| *first)
+            .collect();
+        if !done.is_empty() {
+            sync_journal()?;
+            for first in &done {
+                std::fs::remove_file(segment_path(&self.log.dir, *first))?;
+            }
+        }
+        // Segments read past but not yet imported wait for a later call.
+        self.moved_on = segments
+            .iter()
+            .any(|first| *first < self.read.segment && !done.contains(first));
+        Ok(())
+    }
+}
+
+/// Records in the receipt log of the database at `database` that its journal (`conn`) does not
+/// hold yet: acknowledged, journaled moments later. Reads the whole log, so it is for tools and
+/// tests, not for the running app.
+pub fn unimported(conn: &rusqlite::Connection, database: &Path) -> Result<u64> {
+    let has_log: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE name = 'receipt_log'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_log {
+        return Ok(0); // Written by a version before the receipt log (benchmarks compare them).
+    }
+    let imported: i64 = conn.query_row("SELECT imported FROM receipt_log", [], |r| r.get(0))?;
+    let dir = directory(database);
+    let io = |e| unavailable("could not read the receipt log", &e);
+    let segments = match list_segments(&dir) {
+        Ok(segments) => segments,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(io(error)),
+    };
+    let mut count = 0;
+    for first in segments {
+        let Ok(file) = File::open(segment_path(&dir, first)) else {
+            continue; // Deleted meanwhile: imported.
+        };
+        let len = file.metadata().map_err(io)?.len();
+        let mut offset = MAGIC.len() as u64;
+        while let Read::Record { seq, end, .. } = read_at(&file, offset, len).map_err(io)? {
+            count += u64::from(seq > imported as u64);
+            offset = end;
+        }
+    }
+    Ok(count)
+}
+
+/// Finds the end of the log, and cuts off a torn record at the end of the last segment (nothing
+/// from it on was answered). Only the last segment is read.
+fn recover(dir: &Path) -> io::Result<Position> {
+    let segments = list_segments(dir)?;
+    let Some(&first) = segments.last() else {
+        return Ok(Position::default());
+    };
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let len = file.metadata()?.len();
+    let mut magic = [0; 8];
+    let whole = len >= MAGIC.len() as u64 && {
+        file.read_exact_at(&mut magic, 0)?;
+        &magic == MAGIC
+    };
+    if !whole {
+        // Created, and torn before its first record was written.
+        drop(file);
+        std::fs::remove_file(&path)?;
+        return recover(dir);
+    }
+    let mut last = Position {
+        segment: first,
+        end: MAGIC.len() as u64,
+        seq: first.saturating_sub(1),
+    };
+    loop {
+        match read_at(&file, last.end, len)? {
+            Read::Record { seq, end, .. } => {
+                last = Position {
+                    segment: first,
+                    end,
+                    seq,
+                }
+            }
+            Read::End => break,
+            Read::Torn => {
+                tracing::warn!(
+                    segment = %path.display(),
+                    at = last.end,
+                    "the receipt log ends in a torn record, never answered: cut off"
+                );
+                file.set_len(last.end)?;
+                file.sync_all()?;
+                break;
+            }
+        }
+    }
+    Ok(last)
+}
+
+fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(first) = name
+            .strip_suffix(".log")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            segments.push(first);
+        }
+    }
+    segments.sort_unstable();
+    Ok(segments)
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.log"))
+}
+
+fn create_directory(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn unavailable(what: &str, error: &io::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Platform;
+
+    fn delivery(n: u32) -> NewDelivery {
+        NewDelivery {
+            platform: Platform::Tagmango,
+            source_id: Some(7),
+            trigger: Some("registration".into()),
+            received_at: Utc::now(),
+            via: Via::Webhook,
+            content_type: Some("application/json".into()),
+            headers: BTreeMap::from([("user-agent".into(), format!("test {n}"))]),
+            body: Bytes::from(format!("{{\"n\": {n}}}")),
+            time_zone: chrono_tz::Asia::Kolkata,
+        }
+    }
+
+    fn open(dir: &Path, imported: u64, segment_bytes: u64) -> (ReceiptLog, Imports, ReceiptThread) {
+        ReceiptLog::open_with(dir, imported, || {}, Failed::default(), segment_bytes).unwrap()
+    }
+
+    fn read_all(imports: &mut Imports) -> Vec<Received> {
+        std::iter::from_fn(|| imports.next_record().unwrap()).collect()
+    }
+
+    fn stop(log: ReceiptLog, imports: Imports, thread: ReceiptThread) {
+        drop((log, imports));
+        thread.join();
+    }
+
+    /// Small segments: every open zero-fills a spare.
+    const SEGMENT: u64 = 1 << 20;
+
+    #[tokio::test]
+    async fn a_received_delivery_reads_back_as_it_was_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let sent: Vec<_> = (0..3).map(delivery).collect();
+        for (n, d) in sent.iter().enumerate() {
+            assert_eq!(log.receive(d).await.unwrap(), n as u64 + 1);
+        }
+        let read = read_all(&mut imports);
+        assert_eq!(read.len(), 3);
+        for (got, sent) in read.iter().zip(&sent) {
+            let d = &got.delivery;
+            assert_eq!(d.platform, sent.platform);
+            assert_eq!(d.source_id, sent.source_id);
+            assert_eq!(d.trigger, sent.trigger);
+            assert_eq!(d.received_at, sent.received_at);
+            assert_eq!(d.via, sent.via);
+            assert_eq!(d.content_type, sent.content_type);
+            assert_eq!(d.headers, sent.headers);
+            assert_eq!(d.body, sent.body);
+            assert_eq!(d.time_zone, sent.time_zone);
+        }
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(!imports.waiting());
+        stop(log, imports, thread);
+    }
+
+    #[test]
+    fn nothing_is_imported_before_a_sync_covers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        log.log.append(Frame::of(&delivery(1)).unwrap()).unwrap();
+        assert!(!imports.waiting());
+        assert!(imports.next_record().unwrap().is_none());
+        log.log.sync().unwrap();
+        assert!(imports.waiting());
+        assert_eq!(read_all(&mut imports).len(), 1);
+        stop(log, imports, thread);
+    }
+
+    /// The last record was being written when the machine stopped: it was never answered.
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_off_and_the_numbering_goes_on_after_the_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, imports, thread) = open(dir.path(), 0, SEGMENT);
+        for n in 0..3 {
+            log.receive(&delivery(n)).await.unwrap();
+        }
+        stop(log, imports, thread);
+        let segment = segment_path(dir.path(), 1);
+        let len = std::fs::metadata(&segment).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&segment).unwrap();
+        file.set_len(len - 5).unwrap();
+        drop(file);
+
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let read = read_all(&mut imports);
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        assert!(
+            std::fs::metadata(&segment).unwrap().len() < len - 5,
+            "cut off"
+        );
+        assert_eq!(log.receive(&delivery(9)).await.unwrap(), 3);
+        let read = read_all(&mut imports);
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [3]);
+        assert_eq!(&read[0].delivery.body[..], b"{\"n\": 9}");
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_fails_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, imports, thread) = open(dir.path(), 0, SEGMENT);
+        for n in 0..2 {
+            log.receive(&delivery(n)).await.unwrap();
+        }
+        stop(log, imports, thread);
+        let segment = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        std::fs::write(&segment, bytes).unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        assert_eq!(read_all(&mut imports).len(), 1);
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_only_what_the_journal_lacks_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, imports, thread) = open(dir.path(), 0, SEGMENT);
+        for n in 0..5 {
+            log.receive(&delivery(n)).await.unwrap();
+        }
+        stop(log, imports, thread);
+        let (log, mut imports, thread) = open(dir.path(), 3, SEGMENT);
+        let read = read_all(&mut imports);
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(log.receive(&delivery(5)).await.unwrap(), 6);
+        stop(log, imports, thread);
+    }
+
+    /// A journal ahead of the log's last whole record (which was cut off) never sees a number
+    /// again.
+    #[tokio::test]
+    async fn numbering_goes_on_after_the_journal_when_the_log_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 41, SEGMENT);
+        assert!(read_all(&mut imports).is_empty());
+        assert_eq!(log.receive(&delivery(0)).await.unwrap(), 42);
+        assert_eq!(read_all(&mut imports)[0].seq, 42);
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn segments_roll_over_and_go_only_once_the_journal_holds_them_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every record fills a segment.
+        let (log, mut imports, thread) = open(dir.path(), 0, 64);
+        for n in 0..4 {
+            log.receive(&delivery(n)).await.unwrap();
+        }
+        assert_eq!(list_segments(dir.path()).unwrap(), [1, 2, 3, 4]);
+        imports.next_record().unwrap().unwrap();
+        imports.next_record().unwrap().unwrap();
+        let mut synced = 0;
+        imports
+            .retire(false, || {
+                synced += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(synced, 0, "nothing was imported yet");
+        assert_eq!(list_segments(dir.path()).unwrap(), [1, 2, 3, 4]);
+        imports.imported();
+        imports
+            .retire(false, || {
+                synced += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(synced, 1, "the journal was synced first");
+        assert_eq!(list_segments(dir.path()).unwrap(), [3, 4]);
+        assert_eq!(read_all(&mut imports).len(), 2);
+        imports.imported();
+        imports.retire(true, || Ok(())).unwrap();
+        assert!(list_segments(dir.path()).unwrap().is_empty());
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn an_import_that_failed_reads_the_same_records_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, 64);
+        for n in 0..3 {
+            log.receive(&delivery(n)).await.unwrap();
+        }
+        imports.next_record().unwrap().unwrap();
+        imports.imported();
+        assert_eq!(read_all(&mut imports).len(), 2);
+        imports.rewind();
+        let again = read_all(&mut imports);
+        assert_eq!(again.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn once_the_store_has_failed_nothing_is_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let failed = Failed::default();
+        let (log, mut imports, thread) =
+            ReceiptLog::open_with(dir.path(), 0, || {}, failed.clone(), SEGMENT).unwrap();
+        failed.set("EIO");
+        let refused = log.receive(&delivery(0)).await.unwrap_err();
+        assert!(refused.to_string().contains("restarted"), "{refused}");
+        assert!(read_all(&mut imports).is_empty());
+        stop(log, imports, thread);
+    }
+
+    /// A full disk: the records of a write that failed are lost, none of them answered, and the
+    /// next write takes their place.
+    #[test]
+    fn a_write_that_failed_loses_only_its_records_and_the_next_takes_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        log.log.append(Frame::of(&delivery(1)).unwrap()).unwrap();
+        let path = segment_path(dir.path(), 1);
+        let writable = {
+            let mut tail = log.log.tail();
+            let current = tail.current.as_mut().unwrap();
+            // A handle that cannot write stands for the disk that cannot.
+            std::mem::replace(&mut current.file, Arc::new(File::open(&path).unwrap()))
+        };
+        assert!(matches!(log.log.sync(), Err(SyncFailure::Unwritten(_))));
+        assert!(!imports.waiting());
+        log.log.tail().current.as_mut().unwrap().file = writable;
+        log.log.append(Frame::of(&delivery(2)).unwrap()).unwrap();
+        log.log.sync().unwrap();
+        let read = read_all(&mut imports);
+        assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+        assert_eq!(&read[0].delivery.body[..], b"{\"n\": 2}");
+        stop(log, imports, thread);
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        assert_eq!(read_all(&mut imports).len(), 1, "after a restart too");
+        stop(log, imports, thread);
+    }
+
+    #[test]
+    fn segments_are_zero_filled_ahead_and_end_at_their_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let ready = std::time::Instant::now();
+        while log.log.spares.ready.lock().unwrap().is_none() {
+            assert!(ready.elapsed().as_secs() < 10, "no spare was prepared");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        log.log.append(Frame::of(&delivery(1)).unwrap()).unwrap();
+        log.log.sync().unwrap();
+        let segment = segment_path(dir.path(), 1);
+        assert_eq!(std::fs::metadata(&segment).unwrap().len(), SEGMENT);
+        assert_eq!(read_all(&mut imports).len(), 1);
+        stop(log, imports, thread);
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        assert_eq!(read_all(&mut imports).len(), 1);
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len(),
+            SEGMENT,
+            "the zeros are no torn record"
+        );
+        stop(log, imports, thread);
+    }
+
+    #[test]
+    fn a_segment_torn_before_its_first_record_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(segment_path(dir.path(), 5), &MAGIC[..3]).unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 4, SEGMENT);
+        assert!(list_segments(dir.path()).unwrap().is_empty());
+        assert!(read_all(&mut imports).is_empty());
+        stop(log, imports, thread);
+    }
+}
