@@ -1,8 +1,9 @@
 //! The journal: every accepted delivery, raw, with the status the store gave it. It is the
 //! source of truth; the projection is rebuilt from it ([`reindex`]).
 //!
-//! [`append`] records a delivery and judges whether it duplicates another; that commit is what
-//! a 200 stands for. [`project_pending`] then folds it into the reports, in the same
+//! [`append`] records a delivery and judges whether it duplicates another; for a request
+//! journaled before its answer, that commit is what its 200 stands for (a burst's 200 stands for
+//! its record in `store::receipts`, journaled here moments later). [`project_pending`] then folds it into the reports, in the same
 //! transaction when the writer has time, otherwise in a later one (see `store::backlog`).
 //! Deliveries with the same identity are duplicates: the earliest received one (ties broken by
 //! body hash) is the one projected, whatever order they arrive in.

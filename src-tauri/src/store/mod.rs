@@ -1,8 +1,10 @@
 //! The store: one SQLite file holding the journal of raw deliveries and the projection built
 //! from it.
 //!
-//! Writes go through the single [`writer::Writer`] thread (group commit: many concurrent
-//! webhooks cost one fsync); reads use separate read-only connections ([`ReadPool`]). Nothing
+//! Writes to the database go through the single [`writer::Writer`] thread (group commit: many
+//! concurrent webhooks cost one fsync); reads use separate read-only connections
+//! ([`ReadPool`]). A burst's deliveries are first kept in the receipt log ([`receipts`]), a file
+//! of its own that hook requests append to, and journaled by the writer moments later. Nothing
 //! here parses a platform payload: it calls `platforms::parse` and records the outcome.
 
 mod backlog;

@@ -20,8 +20,8 @@
 //! source still has the revision it was authenticated against, checked in the batch's own
 //! transaction, so a source changed by any process holds from the next delivery.
 //!
-//! A request is answered only after its batch is committed and the write-ahead log fsynced, so
-//! a 200 always means the raw delivery is on disk. The fsync is the syncer's (`store::syncer`):
+//! A request journaled here is answered only after its batch is committed and the write-ahead
+//! log fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's (`store::syncer`):
 //! the writer commits without it and goes on with the next batch while the disk works. Tasks
 //! commit with the fsync, as any other writer does. When a commit fails (disk full, database
 //! locked by another process), every request of the batch gets a transient error and its sender
