@@ -18,13 +18,16 @@
 //! the log could lose. After a crash the last segment may end in a torn record (short, or
 //! failing its checksum): nothing from it on was answered, and it is cut off.
 //!
-//! A failed sync is final until a restart, as for the journal (`store::syncer`): the shared
-//! [`Failed`] refuses every later append.
+//! Requests copy their record into the current segment's buffer; the sync thread writes every
+//! buffer and fdatasyncs, then answers them all. A failed fsync is final until a restart, as
+//! for the journal (`store::syncer`): the shared [`Failed`] refuses every later append. A failed
+//! write (a full disk) loses only the records it carried, none of them answered.
 //!
-//! Layout: `<data dir>/receipts/<first sequence number, 20 digits>.log`, each starting with
-//! [`MAGIC`], then records: payload length (u32 LE), CRC-32 of sequence number and payload (u32
-//! LE), sequence number (u64 LE), payload. The payload is the delivery's metadata as JSON, its
-//! length first (u32 LE), then the body.
+//! Layout: `<data dir>/receipts/<first sequence number, 20 digits>.log`, zero-filled ahead of
+//! time (see `Tail::start_segment`) and starting with [`MAGIC`], then records: payload length
+//! (u32 LE), CRC-32 of sequence number and payload (u32 LE), sequence number (u64 LE), payload.
+//! The payload is the delivery's metadata as JSON, its length first (u32 LE), then the body. A
+//! header of zeros is where nothing was written yet.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

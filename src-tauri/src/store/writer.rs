@@ -21,8 +21,9 @@
 //! transaction, so a source changed by any process holds from the next delivery.
 //!
 //! A request journaled here is answered only after its batch is committed and the write-ahead
-//! log fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's (`store::syncer`):
-//! the writer commits without it and goes on with the next batch while the disk works. Tasks
+//! log fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's
+//! (`store::syncer`): the writer commits without it and goes on with the next batch while the
+//! disk works. Tasks
 //! commit with the fsync, as any other writer does. When a commit fails (disk full, database
 //! locked by another process), every request of the batch gets a transient error and its sender
 //! retries; nothing was half-written, because the transaction rolled back. A failed fsync is
@@ -331,7 +332,7 @@ fn run(
     let mut pace = Pace::default();
     let mut carried = None;
     loop {
-        if carried.is_none() && importing.due(failed) {
+        if carried.is_none() && importing.due() {
             let quiet = backlog.is_empty();
             let took = import(&mut conn, &mut importing, &mut backlog, announcer);
             checkpoints.committed(&conn);
@@ -387,13 +388,16 @@ fn run(
         syncer::seal(&conn);
         return;
     }
-    import_all(&mut conn, &mut importing, &mut backlog, announcer);
-    drain(
+    // What is left of the receipt log after the deadline is journaled at the next start.
+    let deadline = Instant::now() + STOP_DRAIN;
+    import_all(
         &mut conn,
+        &mut importing,
         &mut backlog,
-        Some(Instant::now() + STOP_DRAIN),
+        Some(deadline),
         announcer,
     );
+    drain(&mut conn, &mut backlog, Some(deadline), announcer);
     // Nothing is appended any more: a log wholly imported goes.
     importing.retire(true);
 }
@@ -454,15 +458,15 @@ impl Importing {
         }
     }
 
-    fn due(&mut self, failed: &Failed) -> bool {
-        self.wait(failed).is_some_and(|wait| wait.is_zero())
+    fn due(&mut self) -> bool {
+        self.wait().is_some_and(|wait| wait.is_zero())
     }
 
     /// How long until the next import, if receipts wait for one: once they stop arriving for
     /// [`QUIET_AFTER`], or once they have waited [`MAX_LAG`]. None after a failed sync: the
     /// restart imports them.
-    fn wait(&mut self, failed: &Failed) -> Option<Duration> {
-        if failed.is_set() || !self.imports.waiting() {
+    fn wait(&mut self) -> Option<Duration> {
+        if self.failed.is_set() || !self.imports.waiting() {
             self.waiting_since = None;
             return None;
         }
@@ -551,15 +555,16 @@ fn read_receipts(imports: &mut Imports, jobs: &mut Jobs) -> Result<()> {
     Ok(())
 }
 
-/// Imports every receipt synced so far (before a task, and on stop).
+/// Imports every receipt synced so far (before a task, and on stop until `deadline`).
 fn import_all(
     conn: &mut Connection,
     importing: &mut Importing,
     backlog: &mut Backlog,
+    deadline: Option<Instant>,
     announcer: &broadcast::Sender<Committed>,
 ) {
     importing.retry_at = None;
-    while importing.imports.waiting() {
+    while importing.imports.waiting() && deadline.is_none_or(|d| Instant::now() < d) {
         import(conn, importing, backlog, announcer);
         if importing.retry_at.is_some() {
             // It failed, and is logged; the next one retries.
@@ -626,7 +631,7 @@ fn next(
     importing: &mut Importing,
     failed: &Failed,
 ) -> Next {
-    if let Some(wait) = importing.wait(failed) {
+    if let Some(wait) = importing.wait() {
         // Receipts are arriving: not idle, whatever the queue says. They are imported when due.
         return match wait_for(queue, wait, IMPORT_POLL) {
             Ok(job) => Next::Batch(job),
@@ -638,7 +643,7 @@ fn next(
     if backlog.is_empty() || failed.is_set() {
         importing.asleep.store(true, Ordering::SeqCst);
         // A receipt synced before the flag was up found no one to wake.
-        if importing.wait(failed).is_some() {
+        if importing.wait().is_some() {
             importing.asleep.store(false, Ordering::SeqCst);
             return Next::Again;
         }
@@ -788,7 +793,7 @@ fn process(
         );
     }
     if !tasks.is_empty() {
-        import_all(conn, importing, backlog, announcer);
+        import_all(conn, importing, backlog, None, announcer);
         drain(conn, backlog, None, announcer);
         run_durably(conn, tasks);
     }
