@@ -262,8 +262,8 @@ enum Delivered {
 }
 
 /// Checks the signature against `source`, then keeps the delivery as `source`'s: in the receipt
-/// log when other requests are in flight, else journaled by the writer, provided `source` is
-/// still what the store holds when the writer's transaction runs.
+/// log when other requests are in flight or a burst is on, else journaled by the writer,
+/// provided `source` is still what the store holds when the writer's transaction runs.
 async fn deliver(
     state: &IngestState,
     source: &Source,
@@ -284,8 +284,9 @@ async fn deliver(
     delivery.platform = source.platform;
     delivery.source_id = Some(source.id);
     delivery.time_zone = source.zone();
-    if delivery.body.len() <= RECEIPT_BODY_LIMIT && in_flight.has_company() {
-        let received = state.writer.receipts().receive(&delivery).await;
+    let receipts = state.writer.receipts();
+    if delivery.body.len() <= RECEIPT_BODY_LIMIT && (in_flight.has_company() || receipts.busy()) {
+        let received = receipts.receive(&delivery).await;
         return Ok(Delivered::Answered(received.map(|receipt| {
             Answer::Received {
                 receipt,

@@ -34,7 +34,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -97,6 +97,8 @@ struct Log {
     synced: Mutex<Position>,
     /// Requests appending or waiting for their sync right now.
     receiving: AtomicUsize,
+    /// The last sequence number the journal holds.
+    imported: AtomicU64,
     failed: Failed,
     spares: Spares,
 }
@@ -275,6 +277,7 @@ impl ReceiptLog {
             }),
             synced: Mutex::new(last),
             receiving: AtomicUsize::new(0),
+            imported: AtomicU64::new(imported),
             failed: failed.clone(),
             spares,
         });
@@ -287,6 +290,16 @@ impl ReceiptLog {
             syncer: Arc::new(syncer),
         };
         Ok((receipts, imports, ReceiptThread(thread, spare_thread)))
+    }
+
+    /// Whether a burst is on: requests are appending or waiting for their sync, or receipts
+    /// wait to be journaled. A request that finds itself alone then still comes here: answers
+    /// are sent to a burst's senders together, after each sync, and the first of their next
+    /// requests is alone for a moment (at 64 connections, one a sync went to the writer, whose
+    /// commits and fsyncs then took the cores and the disk from the burst).
+    pub fn busy(&self) -> bool {
+        self.log.receiving.load(Ordering::SeqCst) > 0
+            || self.log.synced().seq > self.log.imported.load(Ordering::SeqCst)
     }
 
     /// Appends `delivery` and waits until it is on disk: its sequence number. Refused once a
@@ -758,6 +771,7 @@ impl Imports {
     /// Every record read so far is committed to the journal.
     pub fn imported(&mut self) {
         self.committed = self.read;
+        self.log.imported.store(self.read.seq, Ordering::SeqCst);
     }
 
     /// The last sequence number read: what the importing transaction records as imported.
@@ -1001,6 +1015,26 @@ mod tests {
         log.log.sync().unwrap();
         assert!(imports.waiting());
         assert_eq!(read_all(&mut imports).len(), 1);
+        stop(log, imports, thread);
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_on_until_the_journal_holds_its_last_receipt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        assert!(!log.busy());
+        {
+            let _receiving = Receiving::enter(&log.log);
+            assert!(log.busy(), "a request appending or waiting for its sync");
+        }
+        assert!(!log.busy());
+        log.receive(&delivery(1)).await.unwrap();
+        log.receive(&delivery(2)).await.unwrap();
+        assert!(log.busy(), "synced, not yet journaled");
+        assert_eq!(read_all(&mut imports).len(), 2);
+        assert!(log.busy(), "read, not yet committed");
+        imports.imported();
+        assert!(!log.busy());
         stop(log, imports, thread);
     }
 
