@@ -481,8 +481,8 @@ impl Importing {
         Some(due.saturating_duration_since(now))
     }
 
-    /// Deletes the receipt log's segments the journal holds all of, once the write-ahead log
-    /// is synced. A failed fsync of it is final, as the syncer's (`store::syncer`): the
+    /// Retires the receipt log's segments the journal holds all of (kept for reuse or
+    /// deleted), once the write-ahead log is synced. A failed fsync of it is final, as the syncer's (`store::syncer`): the
     /// segments stay, and nothing more is written until a restart.
     fn retire(&mut self, all: bool) {
         let wal = &self.wal;
