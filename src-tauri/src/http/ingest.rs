@@ -7,9 +7,10 @@
 //! signature (401), then the store (200 once the delivery is on disk, or 503 when it cannot be
 //! written). A request handled alone is journaled by the writer before its answer, which says
 //! what became of it (`{"delivery": 17, "status": "projected"}`); one that arrives while others
-//! are in flight (a burst) is appended to the receipt log (`store::receipts`) by its own task
-//! and answered `{"receipt": 912, "status": "received"}` once that is synced; the writer
-//! journals it moments later. Sources come from `source_cache`; the writer confirms a request's
+//! are in flight, or while a burst's receipts are still being synced or journaled, is appended
+//! to the receipt log (`store::receipts`) by its own task and answered
+//! `{"receipt": 912, "status": "received"}` once that is synced; the writer journals it moments
+//! later. Sources come from `source_cache`; the writer confirms a request's
 //! source in the journaling transaction.
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@
 //! answered once their record is synced there, without waiting for this thread) are imported
 //! here: read back in order, prepared, and journaled in batches like requests, with the log's
 //! last imported number written in the same transaction. Their commits need no fsync, since the
-//! log is their durable copy; a segment of it is deleted only after the write-ahead log is
+//! log is their durable copy; a segment of it is retired only after the write-ahead log is
 //! synced. Receipts are imported once they stop arriving for a moment, or once the oldest has
 //! waited ten seconds (a flood that never pauses): during a burst the cores are its senders'.
 //! A task imports everything first, so it sees every delivery acknowledged before it.
@@ -23,10 +23,9 @@
 //! A request journaled here is answered only after its batch is committed and the write-ahead
 //! log fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's
 //! (`store::syncer`): the writer commits without it and goes on with the next batch while the
-//! disk works. Tasks
-//! commit with the fsync, as any other writer does. When a commit fails (disk full, database
-//! locked by another process), every request of the batch gets a transient error and its sender
-//! retries; nothing was half-written, because the transaction rolled back. A failed fsync is
+//! disk works. Tasks commit with the fsync, as any other writer does. When a commit fails (disk
+//! full, database locked by another process), every request of the batch gets a transient error
+//! and its sender retries; nothing was half-written, because the transaction rolled back. A failed fsync is
 //! different: it is final until a restart (`store::syncer`). From then on the writer writes
 //! nothing: deliveries are refused with the reason, the backlog waits for the restart, tasks run
 //! on a read-only connection (what only reads still works; a change is refused rather than
@@ -482,8 +481,9 @@ impl Importing {
     }
 
     /// Retires the receipt log's segments the journal holds all of (kept for reuse or
-    /// deleted), once the write-ahead log is synced. A failed fsync of it is final, as the syncer's (`store::syncer`): the
-    /// segments stay, and nothing more is written until a restart.
+    /// deleted), once the write-ahead log is synced. A failed fsync of it is final, as the
+    /// syncer's (`store::syncer`): the segments stay, and nothing more is written until a
+    /// restart.
     fn retire(&mut self, all: bool) {
         let wal = &self.wal;
         let mut unsynced = None;
@@ -494,7 +494,7 @@ impl Importing {
             self.failed
                 .set(format!("fsync of the write-ahead log: {error}"));
         } else if let Err(error) = outcome {
-            tracing::warn!(%error, "could not delete imported segments of the receipt log");
+            tracing::warn!(%error, "could not retire imported segments of the receipt log");
         }
     }
 }
