@@ -921,13 +921,19 @@ pub fn unimported(conn: &rusqlite::Connection, database: &Path) -> Result<u64> {
         Err(error) => return Err(io(error)),
     };
     let mut count = 0;
-    for first in segments {
+    for (i, &first) in segments.iter().enumerate() {
         let Ok(file) = File::open(segment_path(&dir, first)) else {
-            continue; // Deleted meanwhile: imported.
+            continue; // Retired meanwhile: imported.
         };
+        // Retired and reused meanwhile by a running app: its new records are counted under the
+        // segment's new name.
+        let before = segments.get(i + 1).copied().unwrap_or(u64::MAX);
         let len = file.metadata().map_err(io)?.len();
         let (mut offset, mut least) = (MAGIC.len() as u64, first);
         while let Read::Record { seq, end, .. } = read_at(&file, offset, len, least).map_err(io)? {
+            if seq >= before {
+                break;
+            }
             count += u64::from(seq > imported as u64);
             (offset, least) = (end, seq + 1);
         }
