@@ -263,7 +263,14 @@ struct Tail {
     /// A segment was created since the last sync: its directory entry must be synced too.
     directory_unsynced: bool,
     segment_bytes: u64,
+    /// Buffers written before, emptied, for the next ones: a buffer that starts empty grows
+    /// by copying itself over and over while a sync runs.
+    buffers: Vec<Vec<u8>>,
 }
+
+/// Buffers kept for reuse, and the largest kept (a burst of attendee lists makes larger ones).
+const KEEP_BUFFERS: usize = 4;
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
 
 /// A segment and the records appended to it that the next sync writes. Requests copy their
 /// record into `buffer` under the lock, and the sync thread writes all of them at once: a
@@ -342,6 +349,7 @@ impl ReceiptLog {
                 closed: Vec::new(),
                 directory_unsynced: false,
                 segment_bytes,
+                buffers: Vec::new(),
             }),
             synced: Mutex::new(last),
             receiving: AtomicUsize::new(0),
@@ -463,26 +471,39 @@ impl Log {
                 seq: last.last_seq,
             };
         }
+        self.reuse(writes);
         Ok(())
+    }
+
+    /// Keeps the buffers just written for the next ones.
+    fn reuse(&self, writes: Vec<Pending>) {
+        let buffers = &mut self.tail().buffers;
+        for mut write in writes {
+            if buffers.len() < KEEP_BUFFERS && write.bytes.capacity() <= KEEP_BUFFER_BYTES {
+                write.bytes.clear();
+                buffers.push(write.bytes);
+            }
+        }
     }
 
     /// Takes every buffer to write, the files to sync after, and whether the directory too.
     fn take_writes(&self) -> (Vec<Pending>, Vec<Arc<File>>, bool) {
-        let mut tail = self.tail();
+        let mut guard = self.tail();
+        let tail = &mut *guard;
         let closed = std::mem::take(&mut tail.closed);
         let mut writes = Vec::new();
         let mut files = Vec::new();
         for segment in closed.into_iter().map(Some).chain([None]) {
             let segment = match segment {
                 Some(mut closed) => {
-                    writes.extend(take_buffer(&mut closed));
+                    writes.extend(take_buffer(&mut closed, &mut tail.buffers));
                     files.push(closed.file);
                     continue;
                 }
                 None => tail.current.as_mut(),
             };
             if let Some(current) = segment {
-                if let Some(write) = take_buffer(current) {
+                if let Some(write) = take_buffer(current, &mut tail.buffers) {
                     files.push(current.file.clone());
                     writes.push(write);
                 }
@@ -505,11 +526,11 @@ impl Log {
     }
 }
 
-fn take_buffer(segment: &mut Segment) -> Option<Pending> {
+fn take_buffer(segment: &mut Segment, buffers: &mut Vec<Vec<u8>>) -> Option<Pending> {
     if segment.buffer.is_empty() {
         return None;
     }
-    let mut bytes = std::mem::take(&mut segment.buffer);
+    let mut bytes = std::mem::replace(&mut segment.buffer, buffers.pop().unwrap_or_default());
     let offset = segment.written;
     segment.written += bytes.len() as u64;
     // A recycled segment holds earlier records past the last one: reading stops at the mark.
@@ -586,28 +607,33 @@ struct MetaIn {
 
 impl Frame {
     fn of(delivery: &NewDelivery) -> Result<Frame> {
-        let meta = serde_json::to_vec(&MetaOut {
-            platform: delivery.platform.as_str(),
-            source_id: delivery.source_id,
-            trigger: delivery.trigger.as_deref(),
-            received_at: delivery.received_at,
-            via: delivery.via.as_str(),
-            content_type: delivery.content_type.as_deref(),
-            headers: &delivery.headers,
-            time_zone: delivery.time_zone.name(),
-        })?;
-        let payload_len = 4 + meta.len() + delivery.body.len();
+        // The metadata is written in place: one allocation per record.
+        const META_AT: usize = HEADER + 4;
+        let mut bytes = Vec::with_capacity(META_AT + 512 + delivery.body.len());
+        bytes.extend_from_slice(&[0; META_AT]);
+        serde_json::to_writer(
+            &mut bytes,
+            &MetaOut {
+                platform: delivery.platform.as_str(),
+                source_id: delivery.source_id,
+                trigger: delivery.trigger.as_deref(),
+                received_at: delivery.received_at,
+                via: delivery.via.as_str(),
+                content_type: delivery.content_type.as_deref(),
+                headers: &delivery.headers,
+                time_zone: delivery.time_zone.name(),
+            },
+        )?;
+        let meta_len = bytes.len() - META_AT;
+        bytes.extend_from_slice(&delivery.body);
+        let payload_len = bytes.len() - HEADER;
         if payload_len > MAX_PAYLOAD as usize {
             return Err(StoreError::Invalid(
                 "the delivery is too large for the receipt log".into(),
             ));
         }
-        let mut bytes = Vec::with_capacity(HEADER + payload_len);
-        bytes.extend_from_slice(&(payload_len as u32).to_le_bytes());
-        bytes.extend_from_slice(&[0; 12]);
-        bytes.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&meta);
-        bytes.extend_from_slice(&delivery.body);
+        bytes[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        bytes[HEADER..META_AT].copy_from_slice(&(meta_len as u32).to_le_bytes());
         let mut payload = crc32fast::Hasher::new();
         payload.update(&bytes[HEADER..]);
         Ok(Frame { bytes, payload })
