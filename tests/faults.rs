@@ -241,22 +241,10 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     acknowledged.push(receipt["delivery"].as_i64().unwrap());
 
     let ballast = disk.break_down();
-    let mut failure = None;
-    for n in 1..40 {
-        let (status, receipt) =
-            answer(app.post("tagmango", trigger, registrant(n, 200_000)).await).await;
-        match status {
-            // Its blocks still found room on the device.
-            200 => acknowledged.push(receipt["delivery"].as_i64().unwrap()),
-            503 => {
-                failure = Some(receipt);
-                break;
-            }
-            other => panic!("delivery {n} on a failing disk answered {other}: {receipt}"),
-        }
-    }
-    let failure = failure.expect("the failing disk refused a delivery");
-    assert_eq!(failure["error"], "unavailable", "{failure}");
+    until_refused(&app, 1..40, |receipt| {
+        acknowledged.push(receipt["delivery"].as_i64().unwrap())
+    })
+    .await;
 
     // The device works again, but what the kernel could not write is gone from the log, and a
     // commit now would be behind that gap: it must not be acknowledged.
@@ -310,6 +298,30 @@ async fn after_a_failed_fsync_nothing_is_acknowledged_until_a_restart_and_nothin
     );
     drop(db);
     app.stop().await;
+}
+
+/// On a disk that broke down: posts large deliveries numbered `numbers`, one at a time, until
+/// one is refused as unavailable; `acknowledged` is told of each 200 before.
+async fn until_refused(
+    app: &support::TestApp,
+    numbers: std::ops::Range<usize>,
+    mut acknowledged: impl FnMut(&serde_json::Value),
+) {
+    let trigger = Some("webinar.completed.all");
+    for n in numbers {
+        let (status, receipt) =
+            answer(app.post("tagmango", trigger, registrant(n, 200_000)).await).await;
+        match status {
+            // Its blocks still found room on the device.
+            200 => acknowledged(&receipt),
+            503 => {
+                assert_eq!(receipt["error"], "unavailable", "{receipt}");
+                return;
+            }
+            other => panic!("delivery {n} on a failing disk answered {other}: {receipt}"),
+        }
+    }
+    panic!("the failing disk refused no delivery");
 }
 
 /// Posts eight deliveries at once (so that most are acknowledged from the receipt log): each
@@ -388,22 +400,7 @@ async fn after_a_failed_sync_deliveries_arriving_together_are_refused_and_no_rec
     );
 
     let ballast = disk.break_down();
-    let trigger = Some("webinar.completed.all");
-    let mut failure = None;
-    for n in 100..140 {
-        let (status, receipt) =
-            answer(app.post("tagmango", trigger, registrant(n, 200_000)).await).await;
-        match status {
-            200 => acknowledged.add(&receipt),
-            503 => {
-                failure = Some(receipt);
-                break;
-            }
-            other => panic!("delivery {n} on a failing disk answered {other}: {receipt}"),
-        }
-    }
-    let failure = failure.expect("the failing disk refused a delivery");
-    assert_eq!(failure["error"], "unavailable", "{failure}");
+    until_refused(&app, 100..140, |receipt| acknowledged.add(receipt)).await;
     std::fs::remove_file(ballast).unwrap();
     for (status, receipt) in together(&app, 1000, 100).await {
         assert_eq!(status, 503, "after the failure: {receipt}");
