@@ -140,7 +140,7 @@ impl Spares {
             .spawn(move || {
                 while wanted.recv().is_ok() {
                     let empty = filled.lock().unwrap_or_else(|e| e.into_inner()).is_none();
-                    if !empty {
+                    if !empty || !room_for(&at, size) {
                         continue;
                     }
                     match zero_filled(&at, size) {
@@ -231,6 +231,18 @@ fn clear_spares(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the disk holding `spare` has room for a spare of `size` and as much again. Filling a
+/// nearly full disk to its last block, even for the moment before the spare is deleted again,
+/// would fail the journal's writes meanwhile; segments are then made as they are needed.
+fn room_for(spare: &Path, size: u64) -> bool {
+    let dir = spare.parent().unwrap_or(spare);
+    nix::sys::statvfs::statvfs(dir).map_or(true, |disk| {
+        #[allow(clippy::useless_conversion, reason = "a u32 on some unix systems")]
+        let free = u64::from(disk.blocks_available()).saturating_mul(disk.fragment_size());
+        free >= size.saturating_mul(2)
+    })
 }
 
 /// A file of `size` zeros at `path`, synced.
