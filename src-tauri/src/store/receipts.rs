@@ -98,6 +98,8 @@ struct Log {
     tail: Mutex<Tail>,
     /// Everything up to here is on disk and may be imported.
     synced: Mutex<Position>,
+    /// Its sequence number, read by every hook request without taking the lock.
+    synced_seq: AtomicU64,
     /// Requests appending or waiting for their sync right now.
     receiving: AtomicUsize,
     /// The last sequence number the journal holds.
@@ -364,6 +366,7 @@ impl ReceiptLog {
                 buffers: Vec::new(),
             }),
             synced: Mutex::new(last),
+            synced_seq: AtomicU64::new(last.seq),
             receiving: AtomicUsize::new(0),
             imported: AtomicU64::new(imported),
             failed: failed.clone(),
@@ -387,7 +390,7 @@ impl ReceiptLog {
     /// commits and fsyncs then took the cores and the disk from the burst).
     pub fn busy(&self) -> bool {
         self.log.receiving.load(Ordering::SeqCst) > 0
-            || self.log.synced().seq > self.log.imported.load(Ordering::SeqCst)
+            || self.log.synced_seq.load(Ordering::SeqCst) > self.log.imported.load(Ordering::SeqCst)
     }
 
     /// Appends `delivery` and waits until it is on disk: its sequence number. Refused once a
@@ -482,6 +485,7 @@ impl Log {
                 end: last.end,
                 seq: last.last_seq,
             };
+            self.synced_seq.store(last.last_seq, Ordering::SeqCst);
         }
         self.reuse(writes);
         Ok(())
