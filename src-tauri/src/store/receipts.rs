@@ -38,7 +38,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -116,7 +117,7 @@ struct Spares {
     dir: PathBuf,
     size: u64,
     path: PathBuf,
-    ready: Arc<Mutex<Option<File>>>,
+    spare: Arc<(Mutex<Spare>, Condvar)>,
     /// Asks the thread for one; it stops once this is dropped.
     want: Mutex<std::sync::mpsc::Sender<()>>,
     /// Retired segments waiting for reuse, named `<first sequence number>.recycled`.
@@ -126,6 +127,17 @@ struct Spares {
 /// Retired segments kept for reuse; more are deleted.
 const KEEP_RECYCLED: usize = 4;
 
+/// The spare's state: a segment is waited for while its spare is being made.
+enum Spare {
+    /// None is being made: the disk lacks room, or zero-filling failed.
+    Missing,
+    Making,
+    Ready(File),
+}
+
+/// Longest wait for a spare being made before a segment is made from nothing.
+const SPARE_WAIT: Duration = Duration::from_secs(2);
+
 /// The thread that zero-fills spares.
 struct SpareThread(std::thread::JoinHandle<()>);
 
@@ -134,25 +146,26 @@ impl Spares {
         let path = dir.join("spare");
         clear_spares(dir)
             .map_err(|e| unavailable("could not clear the receipt log's spares", &e))?;
-        let ready = Arc::new(Mutex::new(None));
+        let spare = Arc::new((Mutex::new(Spare::Missing), Condvar::new()));
         let (want, wanted) = std::sync::mpsc::channel::<()>();
-        let (filled, at) = (ready.clone(), path.clone());
+        let (made, at) = (spare.clone(), path.clone());
         let thread = std::thread::Builder::new()
             .name("rollcall-spare".into())
             .spawn(move || {
                 while wanted.recv().is_ok() {
-                    let empty = filled.lock().unwrap_or_else(|e| e.into_inner()).is_none();
-                    if !empty || !room_for(&at, size) {
-                        continue;
-                    }
-                    match zero_filled(&at, size) {
-                        Ok(file) => *filled.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
+                    let outcome = zero_filled(&at, size);
+                    let (state, done) = &*made;
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    *state = match outcome {
+                        Ok(file) => Spare::Ready(file),
                         Err(error) => {
                             // A full disk: the next segment is made as it is needed.
                             tracing::debug!(%error, "could not prepare a segment of the receipt log");
                             let _ = std::fs::remove_file(&at);
+                            Spare::Missing
                         }
-                    }
+                    };
+                    done.notify_all();
                 }
             })
             .map_err(|e| unavailable("could not start the receipt log", &e))?;
@@ -160,7 +173,7 @@ impl Spares {
             dir: dir.to_owned(),
             size,
             path,
-            ready,
+            spare,
             want: Mutex::new(want),
             recycled: Mutex::new(Vec::new()),
         };
@@ -186,8 +199,7 @@ impl Spares {
                 }
             }
         }
-        let spare = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let file = match spare {
+        let file = match self.wait_for_spare() {
             Some(spare) => {
                 std::fs::rename(&self.path, path)?;
                 spare
@@ -202,8 +214,32 @@ impl Spares {
         Ok(file)
     }
 
+    /// Asks for a spare, unless one is ready or being made, or the disk lacks room for it.
     fn want(&self) {
-        let _ = self.want.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        let mut state = self.spare.0.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, Spare::Missing) && room_for(&self.path, self.size) {
+            *state = Spare::Making;
+            let _ = self.want.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        }
+    }
+
+    /// The spare, waiting for it while it is being made. A segment made from nothing instead
+    /// would take its records into blocks never written: the failing disk of tests/faults.rs
+    /// lost such a record that its fdatasync had vouched for, the first burst after a start.
+    fn wait_for_spare(&self) -> Option<File> {
+        let (state, done) = &*self.spare;
+        let state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut state, _) = done
+            .wait_timeout_while(state, SPARE_WAIT, |s| matches!(s, Spare::Making))
+            .unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *state, Spare::Missing) {
+            Spare::Ready(file) => Some(file),
+            Spare::Making => {
+                *state = Spare::Making;
+                None
+            }
+            Spare::Missing => None,
+        }
     }
 
     /// Keeps the retired segment `first` for reuse, or deletes it when enough are kept or it is
@@ -1344,7 +1380,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
         let ready = std::time::Instant::now();
-        while log.log.spares.ready.lock().unwrap().is_none() {
+        while !matches!(*log.log.spares.spare.0.lock().unwrap(), Spare::Ready(_)) {
             assert!(ready.elapsed().as_secs() < 10, "no spare was prepared");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
