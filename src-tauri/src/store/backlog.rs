@@ -23,6 +23,10 @@ use super::Result;
 /// comes, so a long burst cannot grow the process without bound.
 const KEPT_BYTES: usize = 16 << 20;
 
+/// Bodies above this are projected with SQLite's statement journal in a file (see
+/// `writer::choose_temp_store`).
+pub const LARGE_BODY: usize = 256 << 10;
+
 struct Pending {
     id: i64,
     body_len: usize,
@@ -51,6 +55,9 @@ pub struct Backlog {
 pub struct Budget {
     /// Stop starting new deliveries after this (at least one is always projected).
     pub until: Instant,
+    /// Whether a large body may be projected: the transaction keeps its statement journal in a
+    /// file.
+    pub large: bool,
 }
 
 /// What a projection slice did.
@@ -142,6 +149,13 @@ impl Backlog {
         });
     }
 
+    /// Whether the next delivery to project has a large body.
+    pub fn front_is_large(&self) -> bool {
+        self.pending
+            .front()
+            .is_some_and(|p| p.body_len > LARGE_BODY)
+    }
+
     /// Projects from the front, inside the caller's transaction, until the budget is spent or
     /// `interrupted` says other work is waiting (at least one delivery either way). Nothing
     /// leaves the backlog until [`Backlog::committed`] says the transaction held.
@@ -154,7 +168,7 @@ impl Backlog {
         let mut slice = Slice::default();
         for pending in &self.pending {
             let stop = slice.taken > 0 && (Instant::now() >= budget.until || interrupted());
-            if stop {
+            if stop || (pending.body_len > LARGE_BODY && !budget.large) {
                 break;
             }
             let loaded;
@@ -284,6 +298,7 @@ mod tests {
         }
         let spent = Budget {
             until: Instant::now(),
+            large: false,
         };
         let slice = backlog.project(&conn, spent, || false).unwrap();
         assert_eq!(slice.taken, 1);
@@ -296,6 +311,7 @@ mod tests {
         assert_eq!(recovered.len(), 2);
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
+            large: false,
         };
         // Other work waiting interrupts a slice after one delivery, whatever the budget.
         let slice = recovered.project(&conn, ample, || true).unwrap();
@@ -323,6 +339,7 @@ mod tests {
         backlog.push(original.delivery, Arc::new(earlier));
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
+            large: false,
         };
         let slice = backlog.project(&conn, ample, || false).unwrap();
         assert_eq!(slice.taken, 2);
@@ -367,6 +384,7 @@ mod tests {
 
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
+            large: false,
         };
         let slice = backlog.project(&conn, ample, || false).unwrap();
         backlog.committed(slice.taken);
