@@ -129,7 +129,7 @@ const KEEP_RECYCLED: usize = 4;
 
 /// The spare's state: a segment is waited for while its spare is being made.
 enum Spare {
-    /// None is being made: the disk lacks room, or zero-filling failed.
+    /// None ready or being made: just taken, the disk lacks room, or zero-filling failed.
     Missing,
     Making,
     Ready(File),
