@@ -941,9 +941,9 @@ impl Imports {
         self.file = None;
     }
 
-    /// Retires the segments whose every record is in the journal (see [`Spares::recycle`]),
-    /// once `sync_journal` made the journal's copy durable. With `all`, the segment being appended to goes too (nothing is
-    /// appended any more, or yet).
+    /// Retires the segments whose every record is in the journal (see [`Spares::recycle`]), once
+    /// `sync_journal` made the journal's copy durable. With `all`, the segment being appended to
+    /// goes too (nothing is appended any more, or yet).
     pub fn retire(
         &mut self,
         all: bool,

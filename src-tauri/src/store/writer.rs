@@ -20,17 +20,17 @@
 //! source still has the revision it was authenticated against, checked in the batch's own
 //! transaction, so a source changed by any process holds from the next delivery.
 //!
-//! A request journaled here is answered only after its batch is committed and the write-ahead
-//! log fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's
-//! (`store::syncer`): the writer commits without it and goes on with the next batch while the
-//! disk works. Tasks commit with the fsync, as any other writer does. When a commit fails (disk
-//! full, database locked by another process), every request of the batch gets a transient error
-//! and its sender retries; nothing was half-written, because the transaction rolled back. A failed fsync is
+//! A request journaled here is answered only after its batch is committed and the write-ahead log
+//! fsynced, so its 200 means the raw delivery is on disk. The fsync is the syncer's
+//! (`store::syncer`): the writer commits without it and goes on with the next batch while the disk
+//! works. Tasks commit with the fsync, as any other writer does. When a commit fails (disk full,
+//! database locked by another process), every request of the batch gets a transient error and its
+//! sender retries; nothing was half-written, because the transaction rolled back. A failed fsync is
 //! different: it is final until a restart (`store::syncer`). From then on the writer writes
-//! nothing: deliveries are refused with the reason, the backlog waits for the restart, tasks run
-//! on a read-only connection (what only reads still works; a change is refused rather than
-//! committed behind the gap), and the connection is sealed so that closing it copies nothing
-//! into the database file.
+//! nothing: deliveries are refused with the reason, the backlog waits for the restart, tasks run on
+//! a read-only connection (what only reads still works; a change is refused rather than committed
+//! behind the gap), and the connection is sealed so that closing it copies nothing into the
+//! database file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
