@@ -203,6 +203,84 @@ async fn a_burst_is_acknowledged_when_on_disk_and_journaled_and_projected_right_
     assert_eq!(live, support::tables::dump(&tx, true));
 }
 
+/// A defect in the projection (here a trigger that fails one person's attendance, after that
+/// delivery's facts and person are written) costs nothing but that delivery: the burst around
+/// it is acknowledged and projected, it is quarantined with the reason and none of its partial
+/// writes are left, and once the defect is fixed it is reprocessed into the reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_defect_quarantines_its_delivery_alone_and_leaves_none_of_its_writes() {
+    let app = spawn_app().await;
+    let db = rusqlite::Connection::open(rollcall::store::database_path(app.dir.path())).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER defect BEFORE INSERT ON attendance
+         WHEN NEW.person_uid = 'burst77@example.com'
+         BEGIN SELECT RAISE(ABORT, 'an injected defect'); END",
+    )
+    .unwrap();
+    let url = app.hook_url("tagmango", Some(COMPLETED));
+    let senders: Vec<_> = (0..200)
+        .map(|n| {
+            let (client, url) = (app.client.clone(), url.clone());
+            let body = tagmango_completed(&format!("burst{n}@example.com"));
+            tokio::spawn(async move { client.post(url).body(body).send().await.unwrap() })
+        })
+        .collect();
+    for sender in senders {
+        assert_eq!(sender.await.unwrap().status(), 200);
+    }
+    // The writer waits a moment after a failed projection before it tries again.
+    let pending = "SELECT count(*) FROM deliveries WHERE status = 'pending'";
+    for _ in 0..600 {
+        app.settled().await;
+        if app.count(pending) == 0 && app.count("SELECT count(*) FROM deliveries") == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (id, detail): (i64, String) = app
+        .db()
+        .query_row(
+            "SELECT id, detail FROM deliveries WHERE status = 'quarantined'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        detail.starts_with("understood, but could not be projected")
+            && detail.contains("an injected defect"),
+        "{detail}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'projected'"),
+        199
+    );
+    let left = format!("SELECT count(*) FROM facts WHERE delivery_id = {id}");
+    assert_eq!(app.count(&left), 0);
+    let person = "SELECT count(*) FROM people WHERE uid = 'burst77@example.com'";
+    assert_eq!(app.count(person), 0);
+    let (_, webinars) = app.get("/api/webinars").await;
+    assert_eq!(webinars["webinars"][0]["attended"], 199, "{webinars}");
+
+    db.execute_batch("DROP TRIGGER defect").unwrap();
+    let reprocessed = app
+        .api(
+            reqwest::Method::POST,
+            "/api/deliveries/reprocess-quarantined",
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = answer(reprocessed).await;
+    assert_eq!(
+        (status, report["projected"].as_u64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    let (_, webinars) = app.get("/api/webinars").await;
+    assert_eq!(webinars["webinars"][0]["attended"], 200, "{webinars}");
+}
+
 /// Copies of one event on either side of a restart count once. A burst acknowledged from the
 /// receipt log is journaled before a clean stop returns (no receipt waits for the next start),
 /// and a retry after the restart, journaled before its answer, is its duplicate.

@@ -15,17 +15,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::journal::{self, Prepared, Receipt, Status};
+use super::journal::{self, Containment, Prepared, Receipt, Status};
 use super::Result;
 
 /// Bodies kept in memory with their parse for projection, at most (the parse takes two to
 /// three times the body's size); beyond it they are read back from the journal when their turn
 /// comes, so a long burst cannot grow the process without bound.
 const KEPT_BYTES: usize = 16 << 20;
-
-/// Bodies above this are projected with SQLite's statement journal in a file (see
-/// `writer::choose_temp_store`).
-pub const LARGE_BODY: usize = 256 << 10;
 
 struct Pending {
     id: i64,
@@ -48,6 +44,10 @@ pub struct Backlog {
     uncommitted: usize,
     /// After a failure, projecting waits until then.
     retry_at: Option<Instant>,
+    /// A delivery whose projection failed for a reason other than the store's condition, in a
+    /// transaction rolled back since: it is projected again inside a savepoint, which
+    /// quarantines it if it fails again. The others are projected without one.
+    suspect: Option<i64>,
 }
 
 /// How much projecting one transaction may do.
@@ -55,9 +55,9 @@ pub struct Backlog {
 pub struct Budget {
     /// Stop starting new deliveries after this (at least one is always projected).
     pub until: Instant,
-    /// Whether a large body may be projected: the transaction keeps its statement journal in a
-    /// file.
-    pub large: bool,
+    /// Whether the suspect may be projected: the transaction keeps SQLite's statement journal
+    /// in a file (see `writer::choose_temp_store`).
+    pub guarded: bool,
 }
 
 /// What a projection slice did.
@@ -149,18 +149,19 @@ impl Backlog {
         });
     }
 
-    /// Whether the next delivery to project has a large body.
-    pub fn front_is_large(&self) -> bool {
+    /// Whether the next delivery to project is the suspect.
+    pub fn front_is_suspect(&self) -> bool {
         self.pending
             .front()
-            .is_some_and(|p| p.body_len > LARGE_BODY)
+            .is_some_and(|p| Some(p.id) == self.suspect)
     }
 
     /// Projects from the front, inside the caller's transaction, until the budget is spent or
     /// `interrupted` says other work is waiting (at least one delivery either way). Nothing
-    /// leaves the backlog until [`Backlog::committed`] says the transaction held.
+    /// leaves the backlog until [`Backlog::committed`] says the transaction held. An error
+    /// means the transaction must be rolled back: it may hold part of a delivery's projection.
     pub fn project(
-        &self,
+        &mut self,
         conn: &Connection,
         budget: Budget,
         interrupted: impl Fn() -> bool,
@@ -168,38 +169,19 @@ impl Backlog {
         let mut slice = Slice::default();
         for pending in &self.pending {
             let stop = slice.taken > 0 && (Instant::now() >= budget.until || interrupted());
-            if stop || (pending.body_len > LARGE_BODY && !budget.large) {
+            let suspect = Some(pending.id) == self.suspect;
+            if stop || (suspect && !budget.guarded) {
                 break;
             }
-            let loaded;
-            let prepared = match &pending.prepared {
-                Some(prepared) => prepared.as_ref(),
-                None => match journal::reparse(conn, pending.id) {
-                    Ok(prepared) => {
-                        loaded = prepared;
-                        &loaded
-                    }
-                    Err(error) if !error.is_transient() => {
-                        let detail = format!("could not be read back from the journal: {error}");
-                        journal::quarantine(conn, pending.id, &detail)?;
-                        slice.receipts.push(Receipt {
-                            delivery: pending.id,
-                            status: Status::Quarantined,
-                        });
-                        slice.taken += 1;
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                },
+            let containment = match suspect {
+                true => Containment::Quarantine,
+                false => Containment::RollBack,
             };
-            if let Some(status) = journal::project_pending(conn, pending.id, prepared)? {
-                if status == Status::Projected {
-                    slice.webinars.extend(prepared.webinars());
+            if let Err(error) = project_one(conn, pending, containment, &mut slice) {
+                if !error.is_transient() {
+                    self.suspect = Some(pending.id);
                 }
-                slice.receipts.push(Receipt {
-                    delivery: pending.id,
-                    status,
-                });
+                return Err(error);
             }
             slice.taken += 1;
         }
@@ -217,6 +199,9 @@ impl Backlog {
             // Projected, its identity is in the index now. A newer copy keeps its own entry.
             if self.by_identity.get(&pending.identity) == Some(&pending.id) {
                 self.by_identity.remove(&pending.identity);
+            }
+            if self.suspect == Some(pending.id) {
+                self.suspect = None;
             }
         }
         self.uncommitted = 0;
@@ -237,6 +222,46 @@ impl Backlog {
         }
         self.uncommitted = 0;
     }
+}
+
+/// Projects one delivery of the backlog into `slice`; one whose body cannot be read back from
+/// the journal is quarantined.
+fn project_one(
+    conn: &Connection,
+    pending: &Pending,
+    containment: Containment,
+    slice: &mut Slice,
+) -> Result<()> {
+    let loaded;
+    let prepared = match &pending.prepared {
+        Some(prepared) => prepared.as_ref(),
+        None => match journal::reparse(conn, pending.id) {
+            Ok(prepared) => {
+                loaded = prepared;
+                &loaded
+            }
+            Err(error) if !error.is_transient() => {
+                let detail = format!("could not be read back from the journal: {error}");
+                journal::quarantine(conn, pending.id, &detail)?;
+                slice.receipts.push(Receipt {
+                    delivery: pending.id,
+                    status: Status::Quarantined,
+                });
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        },
+    };
+    if let Some(status) = journal::project_pending(conn, pending.id, prepared, containment)? {
+        if status == Status::Projected {
+            slice.webinars.extend(prepared.webinars());
+        }
+        slice.receipts.push(Receipt {
+            delivery: pending.id,
+            status,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -298,7 +323,7 @@ mod tests {
         }
         let spent = Budget {
             until: Instant::now(),
-            large: false,
+            guarded: false,
         };
         let slice = backlog.project(&conn, spent, || false).unwrap();
         assert_eq!(slice.taken, 1);
@@ -311,7 +336,7 @@ mod tests {
         assert_eq!(recovered.len(), 2);
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
-            large: false,
+            guarded: false,
         };
         // Other work waiting interrupts a slice after one delivery, whatever the budget.
         let slice = recovered.project(&conn, ample, || true).unwrap();
@@ -322,6 +347,92 @@ mod tests {
         recovered.committed(slice.taken);
         assert!(recovered.is_empty());
         assert_eq!(statuses(&conn), ["projected", "projected", "projected"]);
+    }
+
+    /// Makes the projection of `p{n}@example.com`'s attendance fail, after the delivery's
+    /// facts, webinar and person are written: a defect, not the store's condition.
+    fn break_projection_of(conn: &Connection, n: u32) {
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER defect BEFORE INSERT ON attendance
+             WHEN NEW.person_uid = 'p{n}@example.com'
+             BEGIN SELECT RAISE(ABORT, 'an injected defect'); END"
+        ))
+        .unwrap();
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_projection_failing_part_way_rolls_back_then_quarantines_its_delivery_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        break_projection_of(&conn, 1);
+        let mut backlog = Backlog::default();
+        for n in 0..3 {
+            let prepared = registrant(n);
+            let receipt = journal::append(&conn, &prepared).unwrap();
+            backlog.push(receipt.delivery, prepared);
+        }
+        backlog.committed(0);
+        let ample = |guarded| Budget {
+            until: Instant::now() + Duration::from_secs(60),
+            guarded,
+        };
+
+        // Without a savepoint the failure leaves writes behind: the caller rolls back.
+        let tx = conn.transaction().unwrap();
+        let error = backlog.project(&tx, ample(false), || false).unwrap_err();
+        assert!(error.to_string().contains("an injected defect"), "{error}");
+        let left = "SELECT count(*) FROM facts WHERE delivery_id = 2";
+        assert!(
+            count(&tx, left) > 0,
+            "the failed projection wrote part of itself"
+        );
+        drop(tx);
+        backlog.rolled_back();
+        assert_eq!(statuses(&conn), ["pending", "pending", "pending"]);
+        assert_eq!(count(&conn, "SELECT count(*) FROM facts"), 0);
+
+        // The deliveries before the suspect go on without it...
+        assert!(!backlog.front_is_suspect());
+        let tx = conn.transaction().unwrap();
+        let slice = backlog.project(&tx, ample(false), || false).unwrap();
+        tx.commit().unwrap();
+        backlog.committed(slice.taken);
+        assert_eq!(slice.taken, 1);
+
+        // ...and it is projected again inside a savepoint, which quarantines it alone.
+        assert!(backlog.front_is_suspect());
+        let tx = conn.transaction().unwrap();
+        let slice = backlog.project(&tx, ample(true), || false).unwrap();
+        tx.commit().unwrap();
+        backlog.committed(slice.taken);
+        assert!(backlog.is_empty() && backlog.suspect.is_none());
+        assert_eq!(statuses(&conn), ["projected", "quarantined", "projected"]);
+        let detail: String = conn
+            .query_row("SELECT detail FROM deliveries WHERE id = 2", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert!(
+            detail.starts_with("understood, but could not be projected")
+                && detail.contains("an injected defect"),
+            "{detail}"
+        );
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM facts WHERE delivery_id = 2"),
+            0
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM people WHERE uid = 'p1@example.com'"
+            ),
+            0
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM attendance"), 2);
     }
 
     #[test]
@@ -339,7 +450,7 @@ mod tests {
         backlog.push(original.delivery, Arc::new(earlier));
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
-            large: false,
+            guarded: false,
         };
         let slice = backlog.project(&conn, ample, || false).unwrap();
         assert_eq!(slice.taken, 2);
@@ -384,7 +495,7 @@ mod tests {
 
         let ample = Budget {
             until: Instant::now() + Duration::from_secs(60),
-            large: false,
+            guarded: false,
         };
         let slice = backlog.project(&conn, ample, || false).unwrap();
         backlog.committed(slice.taken);

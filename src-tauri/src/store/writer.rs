@@ -44,7 +44,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::backlog::{Backlog, Budget, Slice, LARGE_BODY};
+use super::backlog::{Backlog, Budget, Slice};
 use super::checkpoint::{self, CheckpointThread, Checkpoints};
 use super::journal::{self, Prepared, Receipt, Status};
 use super::receipts::{self, Imports, ReceiptLog, ReceiptThread};
@@ -749,9 +749,8 @@ impl<'a> Arrivals<'a> {
             };
             match job {
                 Job::Synced => {}
-                // A task runs between batches; a large body decides how its batch projects.
+                // A task runs between batches.
                 Job::Run(_) => self.carried = Some(job),
-                Job::Record(ref record) if is_large(&record.prepared) => self.carried = Some(job),
                 Job::Record(_) | Job::Reject(..) => {
                     self.bytes += job_bytes(&job);
                     return Some(job);
@@ -801,7 +800,8 @@ fn process(
 
 /// Tasks answer their callers themselves, as soon as they return, so their commits fsync.
 fn run_durably(conn: &mut Connection, tasks: Vec<Task>) {
-    if let Err(error) = set_durable(conn, true) {
+    // Reprocessing projects inside savepoints.
+    if let Err(error) = set_durable(conn, true).and_then(|()| choose_temp_store(conn, true)) {
         tracing::error!(%error, "could not make the tasks' commits durable; they are refused");
         return;
     }
@@ -980,9 +980,8 @@ fn commit(
     quiet: bool,
 ) -> Result<(Vec<Option<Receipt>>, Slice)> {
     let started = Instant::now();
-    let large = backlog.front_is_large()
-        || (backlog.is_empty() && jobs.records.iter().any(|r| is_large(&r.prepared)));
-    choose_temp_store(conn, large)?;
+    let guarded = backlog.front_is_suspect();
+    choose_temp_store(conn, guarded)?;
     let mut projection_failed = false;
     let outcome = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1017,7 +1016,7 @@ fn commit(
         if quiet && backlog.ready() {
             let budget = Budget {
                 until: Instant::now() + started.elapsed().saturating_sub(waited) / PROJECTION_SHARE,
-                large,
+                guarded,
             };
             slice = backlog
                 .project(&tx, budget, || false)
@@ -1066,10 +1065,6 @@ fn append(
     Ok(Some(receipt))
 }
 
-fn is_large(prepared: &Prepared) -> bool {
-    prepared.delivery.body.len() > LARGE_BODY
-}
-
 /// Whether the source a delivery was authenticated against still has that revision, asked once
 /// per source and batch.
 fn source_unchanged(
@@ -1097,13 +1092,13 @@ fn project_alone(
     queue: Option<&mpsc::Receiver<Job>>,
     announcer: &broadcast::Sender<Committed>,
 ) {
-    let large = backlog.front_is_large();
+    let guarded = backlog.front_is_suspect();
     let budget = Budget {
         until: Instant::now() + slice,
-        large,
+        guarded,
     };
     let waiting = || queue.is_some_and(|q| !q.is_empty());
-    let outcome = choose_temp_store(conn, large).and_then(|()| {
+    let outcome = choose_temp_store(conn, guarded).and_then(|()| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let slice = backlog.project(&tx, budget, waiting)?;
         tx.commit()?;
@@ -1133,18 +1128,19 @@ fn drain(
     }
 }
 
-/// Each delivery is projected inside a savepoint, whose statement journal copies every page
-/// the projection touches: in memory that saves a file write per page (a fifth of the writer's
-/// time under load). But SQLite truncates an in-memory statement journal by walking it from
-/// the start, which is quadratic for one huge delivery (a 50,000-attendee list took 90 s instead
-/// of 5), so a transaction projecting a large body keeps the journal in a temporary file.
-fn choose_temp_store(conn: &Connection, large: bool) -> Result<()> {
+/// Where SQLite keeps the journal of a statement's pages, which it needs to undo a statement
+/// that fails part-way. In memory that saves a file write per page (a fifth of the writer's
+/// time under load). But SQLite truncates an in-memory journal by walking it from the start,
+/// and inside a savepoint the journal holds every page the savepoint touched: a 50,000-attendee
+/// list projected in one took 90 s instead of 5. So a transaction that opens savepoints
+/// (`guarded`: the backlog's suspect, or a task) keeps the journal in a temporary file.
+fn choose_temp_store(conn: &Connection, guarded: bool) -> Result<()> {
     let current: i64 = conn
         .prepare_cached("PRAGMA temp_store")?
         .query_row([], |row| row.get(0))?;
     // 1 is FILE, 2 is MEMORY.
-    if (current == 2) == large {
-        conn.pragma_update(None, "temp_store", if large { "FILE" } else { "MEMORY" })?;
+    if (current == 2) == guarded {
+        conn.pragma_update(None, "temp_store", if guarded { "FILE" } else { "MEMORY" })?;
     }
     Ok(())
 }
