@@ -4,6 +4,9 @@
     windows_subsystem = "windows"
 )]
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     rollcall::cli::main()
 }
