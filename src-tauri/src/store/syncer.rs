@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -178,6 +179,13 @@ impl Syncer {
     }
 }
 
+/// While a burst is on (the last sync answered at least [`BURST`]), a sync starts no sooner than
+/// this after the previous one ended, and covers what arrived meanwhile. Each fsync costs the
+/// cores a VM exit and two wake-ups: at 64 connections, syncs of 13 webhooks each (3,200 a
+/// second) were a sixth of the server's CPU. A lone delivery never waits.
+const GATHER: Duration = Duration::from_micros(200);
+const BURST: usize = 8;
+
 fn run(
     what: &str,
     queue: &Receiver<Durable>,
@@ -186,7 +194,14 @@ fn run(
     synced: impl Fn(),
     failed: &Failed,
 ) {
+    let mut previous: Option<(Instant, usize)> = None;
     while let Ok(first) = queue.recv() {
+        if let Some((ended, _)) = previous.filter(|(_, answered)| *answered >= BURST) {
+            let left = (ended + GATHER).saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                std::thread::sleep(left);
+            }
+        }
         let mut waiting = vec![first];
         waiting.extend(queue.try_iter());
         let outcome = match failed.reason() {
@@ -209,6 +224,7 @@ fn run(
         }
         outstanding.fetch_sub(answered, Ordering::SeqCst);
         synced();
+        previous = Some((Instant::now(), answered));
     }
 }
 
