@@ -1,7 +1,8 @@
 //! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), the
-//! BigMarker parser over one list of 50,000 attendees (attendees per second), and the journal +
-//! projection path (`journal::record`) for TagMango and BigMarker deliveries, and journaling
-//! alone (`journal::append_beside`) as the writer does during a burst.
+//! BigMarker parser over one list of 50,000 attendees (attendees per second), journal +
+//! projection of TagMango webhooks and BigMarker lists (as `journal::record` and as the writer's
+//! backlog project them), and journaling alone (`journal::append_beside`) as the writer does
+//! during a burst.
 //! Run by `bench/run`; never part of the test suite.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rollcall::facts::Platform;
 use rollcall::platforms::{self, Delivery};
-use rollcall::store::journal::{self, NewDelivery, Prepared, Via};
+use rollcall::store::journal::{self, Containment, NewDelivery, Prepared, Via};
 use rollcall::store::{database_path, open_writer, sources, StoreOptions};
 use rusqlite::Connection;
 
@@ -93,13 +94,22 @@ fn parsers(c: &mut Criterion) {
 
 /// A BigMarker attendee list: the documented attendee, `count` times with distinct people.
 fn attendee_list(count: usize) -> Vec<u8> {
+    attendee_list_of("", 0, count)
+}
+
+/// [`attendee_list`] of people `first..first + count`, at conference `conference` (the
+/// documented one if empty).
+fn attendee_list_of(conference: &str, first: usize, count: usize) -> Vec<u8> {
     let doc = fixtures(Platform::Bigmarker)
         .into_iter()
         .find(|f| f.trigger.as_deref() == Some("attendee-data"))
         .expect("an attendee-data fixture");
     let doc: serde_json::Value = serde_json::from_slice(&doc.body).expect("fixture is JSON");
-    let attendee = doc["attendees"][0].clone();
-    let attendees: Vec<serde_json::Value> = (0..count)
+    let mut attendee = doc["attendees"][0].clone();
+    if !conference.is_empty() {
+        attendee["conference_id"] = conference.into();
+    }
+    let attendees: Vec<serde_json::Value> = (first..first + count)
         .map(|n| {
             let mut a = attendee.clone();
             a["email"] = format!("person{n}@example.com").into();
@@ -131,27 +141,84 @@ fn fresh_store() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
-/// Journal + projection of a batch of 256 unique TagMango deliveries in one transaction.
+/// How a benchmark projects a delivery inside its batch's transaction.
+type Project = fn(&Connection, &Prepared);
+
+/// Journal + projection of batches in one transaction, each delivery projected as
+/// `journal::record` does for imports and reprocessing (inside a savepoint, which quarantines a
+/// delivery whose projection fails) and as the writer's backlog does (no savepoint: a failure
+/// rolls the batch back): 256 unique TagMango webhooks, or 8 BigMarker lists of 100 attendees
+/// (throughput in attendees).
 fn projection(c: &mut Criterion) {
-    const BATCH: usize = 256;
-    let (_dir, mut conn) = fresh_store();
-    let mut n = 0u64;
     let mut group = c.benchmark_group("record");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("tagmango completed (journal + projection)", |b| {
-        b.iter_batched(
-            || tagmango_batch(&mut n, BATCH, None),
-            |batch| {
-                let tx = conn.transaction().expect("tx");
-                for prepared in &batch {
-                    journal::record(&tx, prepared).expect("record");
-                }
-                tx.commit().expect("commit");
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    // With the statement journal where each keeps it (`store::writer::choose_temp_store`).
+    let ways: [(&str, Project, &str); 2] = [
+        ("journal + projection", recorded, "FILE"),
+        (
+            "journal, then projection as the writer's backlog",
+            from_backlog,
+            "MEMORY",
+        ),
+    ];
+    for (how, project, temp_store) in ways {
+        let (_dir, mut conn) = fresh_store();
+        conn.pragma_update(None, "temp_store", temp_store)
+            .expect("temp_store");
+        let mut n = 0u64;
+        group.throughput(Throughput::Elements(256));
+        group.bench_function(format!("tagmango completed ({how})"), |b| {
+            b.iter_batched(
+                || tagmango_batch(&mut n, 256, None),
+                |batch| project_batch(&mut conn, &batch, project),
+                BatchSize::LargeInput,
+            )
+        });
+        let mut lists = 0usize;
+        group.throughput(Throughput::Elements(800));
+        group.bench_function(format!("bigmarker lists of 100 attendees ({how})"), |b| {
+            b.iter_batched(
+                || list_batch(&mut lists, 8, 100),
+                |batch| project_batch(&mut conn, &batch, project),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
+}
+
+fn project_batch(conn: &mut Connection, batch: &[Prepared], project: Project) {
+    let tx = conn.transaction().expect("tx");
+    for prepared in batch {
+        project(&tx, prepared);
+    }
+    tx.commit().expect("commit");
+}
+
+fn recorded(conn: &Connection, prepared: &Prepared) {
+    journal::record(conn, prepared).expect("record");
+}
+
+fn from_backlog(conn: &Connection, prepared: &Prepared) {
+    let receipt = journal::append(conn, prepared).expect("append");
+    journal::project_pending(conn, receipt.delivery, prepared, Containment::RollBack)
+        .expect("projection");
+}
+
+/// `count` BigMarker lists of `size` attendees, each of its own conference, with people not
+/// seen before.
+fn list_batch(lists: &mut usize, count: usize, size: usize) -> Vec<Prepared> {
+    (0..count)
+        .map(|_| {
+            *lists += 1;
+            let body = attendee_list_of(&format!("c-{lists}"), *lists * size, size);
+            let body = String::from_utf8(body).expect("JSON is UTF-8");
+            Prepared::new(new_delivery(
+                Platform::Bigmarker,
+                Some("attendee-data"),
+                body,
+            ))
+        })
+        .collect()
 }
 
 /// Journaling alone, as the writer does during a burst: TagMango webhooks left waiting for the
