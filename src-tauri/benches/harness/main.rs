@@ -229,6 +229,7 @@ async fn ingest(options: &Options, results: &mut Results) -> anyhow::Result<()> 
     let health_url = format!("http://{}/healthz", serve.ingest);
     let list_size = 100;
     let list_bytes = generate::bigmarker_attendees("c-0", 0, list_size).len();
+    generate::check_tagmango(&run_id);
     let body_bytes = generate::tagmango_completed(&run_id, 0).len();
     results.add("ingest", "TagMango body size", body_bytes as f64, "B");
     results.add(
@@ -551,6 +552,7 @@ async fn compare(options: &Options, results: &mut Results) -> anyhow::Result<()>
         Side::start(against).await?,
     ];
     let run_id = std::process::id();
+    generate::check_tagmango(&run_id.to_string());
     for round in 0..if options.smoke { 1 } else { ROUNDS } {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for index in order {
