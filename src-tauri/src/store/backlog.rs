@@ -53,7 +53,8 @@ pub struct Backlog {
 /// How much projecting one transaction may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    /// Stop starting new deliveries after this (at least one is always projected).
+    /// Stop starting new deliveries after this (at least one is always projected, but for the
+    /// suspect outside a guarded transaction).
     pub until: Instant,
     /// Whether the suspect may be projected: the transaction keeps SQLite's statement journal
     /// in a file (see `writer::choose_temp_store`).
