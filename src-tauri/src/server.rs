@@ -124,10 +124,23 @@ impl DataDirLock {
     }
 }
 
+/// Connections waiting to be accepted, at most (the system may cap it lower: `somaxconn`).
+/// Tokio's 1,024 dropped connections when a thousand senders connected at once: each came back
+/// a second later, and that second was the first request's.
+const BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let error = |source| ServerError::Bind { addr, source };
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(error)?;
+    // As std and tokio do: a port just closed can be bound again at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    let listener = socket.listen(BACKLOG).map_err(error)?;
     let bound = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;

@@ -243,25 +243,34 @@ impl AttendeeTemplate {
         assert_eq!(self.list(conference, 7, 2), expected);
     }
 
+    /// Numbers are written with `itoa`: through `write!` they were a quarter of what the load
+    /// generator spent on a list, on the two cores it shares with the server.
     fn list(&self, conference: &str, first_person: usize, count: usize) -> String {
-        use std::fmt::Write as _;
         let conference = serde_json::to_string(conference).expect("a string serializes");
         let per_attendee = self.pieces.iter().map(String::len).sum::<usize>() + 96;
         let mut out = String::with_capacity(16 + count * (per_attendee + conference.len()));
+        let mut digits = itoa::Buffer::new();
         out.push_str("{\"attendees\":[");
         for person in first_person..first_person + count {
             if person > first_person {
                 out.push(',');
             }
+            let number = digits.format(person);
             for (piece, slot) in self.pieces.iter().zip(&self.slots) {
                 out.push_str(piece);
                 // Generated emails and ids are ASCII letters, digits, '@' and '.': nothing to escape.
-                let _ = match slot {
-                    Slot::Email => write!(out, "\"{}\"", email(person)),
-                    Slot::Bmid => write!(out, "\"bm{person}\""),
-                    Slot::FirstName => write!(out, "\"First{person}\""),
-                    Slot::Conference => write!(out, "{conference}"),
+                let [before, after] = match slot {
+                    Slot::Email => ["\"p", "@example.com\""],
+                    Slot::Bmid => ["\"bm", "\""],
+                    Slot::FirstName => ["\"First", "\""],
+                    Slot::Conference => {
+                        out.push_str(&conference);
+                        continue;
+                    }
                 };
+                out.push_str(before);
+                out.push_str(number);
+                out.push_str(after);
             }
             out.push_str(self.pieces.last().expect("one piece more than slots"));
         }
