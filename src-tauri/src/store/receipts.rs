@@ -590,7 +590,7 @@ impl Log {
         Ok(())
     }
 
-    /// Takes every buffer to write, the files to sync after, and whether the directory too.
+    /// Takes the records to write, the files to sync after, and whether the directory too.
     fn take_writes(&self) -> (Vec<Pending>, Vec<Arc<File>>, bool) {
         let mut guard = self.tail();
         let tail = &mut *guard;
