@@ -1453,15 +1453,19 @@ mod tests {
         stop(log, imports, thread);
     }
 
-    #[test]
-    fn segments_are_zero_filled_ahead_and_end_at_their_last_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+    fn wait_for_spare(log: &ReceiptLog) {
         let ready = std::time::Instant::now();
         while !matches!(*log.log.spares.spare.0.lock().unwrap(), Spare::Ready(_)) {
             assert!(ready.elapsed().as_secs() < 10, "no spare was prepared");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn segments_are_zero_filled_ahead_and_end_at_their_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        wait_for_spare(&log);
         log.log.append(Frame::of(&delivery(1)).unwrap()).unwrap();
         log.log.sync().unwrap();
         let segment = segment_path(dir.path(), 1);
@@ -1518,11 +1522,7 @@ mod tests {
     fn a_write_zeroes_the_rest_of_its_last_page() {
         let dir = tempfile::tempdir().unwrap();
         let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
-        let ready = std::time::Instant::now();
-        while !matches!(*log.log.spares.spare.0.lock().unwrap(), Spare::Ready(_)) {
-            assert!(ready.elapsed().as_secs() < 10, "no spare was prepared");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_spare(&log);
         let page = PAGE as usize;
         let spare = dir.path().join("spare");
         let earlier = vec![0xAB; 2 * page - MAGIC.len()];
