@@ -43,6 +43,12 @@ impl SelfTestKey {
         SelfTestKey(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// The marker itself, for tests that send it.
+    #[cfg(test)]
+    pub(crate) fn marker(&self) -> &str {
+        &self.0
+    }
+
     /// Whether a request's marker is this launch's (constant-time).
     pub fn matches(&self, given: Option<&str>) -> bool {
         given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.0.as_bytes())))
