@@ -23,13 +23,16 @@
 //! for the journal (`store::syncer`): the shared [`Failed`] refuses every later append. A failed
 //! write (a full disk) loses only the records it carried, none of them answered.
 //!
-//! Synced pages leave the page cache a chunk at a time (all but a segment's first page and the
-//! chunk being written), and spares are zero-filled with direct I/O, past the page cache, where
-//! the filesystem allows it: the log is read again only by the import, once. Cached, a burst of
-//! attendee lists grew the page cache by 300 MB a second, and on this VM a page never used
-//! before costs ten times as much to fill as one used moments ago (2.4 against 0.23 ms a MiB):
-//! the spare thread took half a core, and the appends waited for its spares. Dropped, the same
-//! few pages are used again and again. A write ends at a page's end, so that the kernel never
+//! The log is read again only by the import, once, so it stays out of the page cache: records
+//! are written with direct I/O (copied into a page-aligned buffer, written from the start of
+//! the page the last write ended in, that page's earlier bytes included), and spares are
+//! zero-filled the same way. Cached, a burst of attendee lists grew the page cache by 300 MB a
+//! second, and on this VM a page never used before costs ten times as much to fill as one used
+//! moments ago (2.4 against 0.23 ms a MiB); writing a burst's records into the page cache took
+//! the sync thread 0.8-2 ms a MB, a direct write 0.3 (bench/results/README.md, twenty-seventh
+//! round). Where the filesystem has no direct I/O (tmpfs), records are written through the
+//! page cache and synced pages leave it a chunk at a time (all but a segment's first page and
+//! the chunk being written). Either way a write ends at a page's end, so that the kernel never
 //! reads a page from disk to complete it.
 //!
 //! Layout: `<data dir>/receipts/<first sequence number, 20 digits>.log`, written over in full
@@ -117,6 +120,8 @@ struct Log {
     imported: AtomicU64,
     failed: Failed,
     spares: Spares,
+    /// The sync thread's buffer for direct writes, aligned to a page once sliced.
+    aligned: Mutex<Vec<u8>>,
 }
 
 /// Files ready to become the next segment, written over in full before: segments the journal
@@ -342,8 +347,8 @@ fn zero_filled(path: &Path, size: u64) -> io::Result<File> {
 }
 
 /// `path` opened for direct I/O, which writes from the buffer to the disk without the page
-/// cache (and so without filling pages with zeros only to drop them): where the system and the
-/// filesystem support it (not tmpfs), and for whole pages.
+/// cache (and so without filling pages only to drop them): where the system and the filesystem
+/// support it (not tmpfs), for files of whole pages.
 fn direct_writer(path: &Path, size: u64) -> Option<File> {
     #[cfg(target_os = "linux")]
     if size.is_multiple_of(PAGE) {
@@ -370,6 +375,9 @@ struct Tail {
     /// A segment was created since the last sync: its directory entry must be synced too.
     directory_unsynced: bool,
     segment_bytes: u64,
+    /// Whether segments are written with direct I/O where the filesystem has it (tests turn it
+    /// off to exercise the other way).
+    direct_io: bool,
 }
 
 /// A segment and the records appended to it that the next sync writes. Requests add their
@@ -380,6 +388,11 @@ struct Tail {
 struct Segment {
     first: u64,
     file: Arc<File>,
+    /// The file opened for direct I/O, when it is a whole segment on a filesystem that has it.
+    direct: Option<Arc<File>>,
+    /// With direct I/O: what the page `written` falls in holds before it. A direct write starts
+    /// at a page's start, so it writes these bytes again before its records.
+    head: Vec<u8>,
     /// Where the next write goes: the end of what is written.
     written: u64,
     /// Records appended since the last write, and their bytes.
@@ -400,6 +413,10 @@ impl Segment {
 struct Pending {
     segment: u64,
     file: Arc<File>,
+    /// The segment's file opened for direct I/O, if it is written that way.
+    direct: Option<Arc<File>>,
+    /// The bytes before `offset` in its page, written again before the records (direct I/O).
+    head: Vec<u8>,
     offset: u64,
     records: Vec<Vec<u8>>,
     /// Zeros written after the records: a header (the end mark, written over by the next
@@ -455,6 +472,7 @@ impl ReceiptLog {
                 closed: Vec::new(),
                 directory_unsynced: false,
                 segment_bytes,
+                direct_io: true,
             }),
             synced: Mutex::new(last),
             synced_seq: AtomicU64::new(last.seq),
@@ -462,6 +480,7 @@ impl ReceiptLog {
             imported: AtomicU64::new(imported),
             failed: failed.clone(),
             spares,
+            aligned: Mutex::new(Vec::new()),
         });
         let syncing = log.clone();
         let (syncer, thread) =
@@ -557,10 +576,13 @@ impl Log {
     /// fsync is final ([`SyncFailure::Fsync`]).
     fn sync(&self) -> Result<(), SyncFailure> {
         let (writes, files, directory) = self.take_writes();
+        let mut aligned = self.aligned.lock().unwrap_or_else(|e| e.into_inner());
         for (n, write) in writes.iter().enumerate() {
-            if let Err(error) =
-                write_records(&write.file, &write.records, write.padding, write.offset)
-            {
+            let written = match &write.direct {
+                Some(direct) => write_direct(direct, &mut aligned, write),
+                None => write_records(&write.file, &write.records, write.padding, write.offset),
+            };
+            if let Err(error) = written {
                 self.unwrite(&writes[n..]);
                 return Err(SyncFailure::Unwritten(error));
             }
@@ -568,7 +590,8 @@ impl Log {
         for file in files {
             file.sync_data().map_err(SyncFailure::Fsync)?;
         }
-        for write in &writes {
+        drop(aligned);
+        for write in writes.iter().filter(|w| w.direct.is_none()) {
             // A chunk at a time: a system call per sync would cost the small webhooks of a
             // burst more than it saves them. The segment's first page stays.
             let from = (write.offset / DROP_CHUNK * DROP_CHUNK).max(PAGE);
@@ -624,7 +647,10 @@ impl Log {
         for write in failed {
             let _ = write.file.set_len(write.offset);
             if let Some(current) = tail.current.as_mut().filter(|s| s.first == write.segment) {
-                current.written = current.written.min(write.offset);
+                if write.offset < current.written {
+                    current.written = write.offset;
+                    current.head = write.head.clone();
+                }
             }
         }
     }
@@ -638,21 +664,79 @@ fn take_records(segment: &mut Segment) -> Option<Pending> {
     segment.written += std::mem::take(&mut segment.buffered);
     // A recycled segment holds earlier records past the last one: reading stops at the mark.
     let padded = (segment.written + HEADER as u64).next_multiple_of(PAGE);
+    let records = std::mem::take(&mut segment.records);
+    let head = match segment.direct {
+        Some(_) => {
+            let next = tail_of(&segment.head, &records, (segment.written % PAGE) as usize);
+            std::mem::replace(&mut segment.head, next)
+        }
+        None => Vec::new(),
+    };
     Some(Pending {
         segment: segment.first,
         file: segment.file.clone(),
+        direct: segment.direct.clone(),
+        head,
         offset,
-        records: std::mem::take(&mut segment.records),
+        records,
         padding: (padded - segment.written) as usize,
         end: segment.written,
         last_seq: segment.buffered_seq,
     })
 }
 
+/// The last `len` bytes of `head` followed by `records`.
+fn tail_of(head: &[u8], records: &[Vec<u8>], len: usize) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let mut left = len;
+    for part in records.iter().map(Vec::as_slice).rev().chain([head]) {
+        if left == 0 {
+            break;
+        }
+        let take = part.len().min(left);
+        parts.push(&part[part.len() - take..]);
+        left -= take;
+    }
+    parts.iter().rev().flat_map(|p| p.iter().copied()).collect()
+}
+
+/// Direct writes go out in pieces of this size at most: the buffer they are copied into stays
+/// small however large a burst's sync.
+const DIRECT_CHUNK: usize = 4 << 20;
+/// Zeros enough for any write's padding.
+static ZEROS: [u8; PAGE as usize + HEADER] = [0; PAGE as usize + HEADER];
+
+/// Writes `head`, the records and the padding from the start of the page `offset` falls in,
+/// with direct writes from a page-aligned copy: the page cache never sees them.
+fn write_direct(file: &File, buffer: &mut Vec<u8>, write: &Pending) -> io::Result<()> {
+    if buffer.is_empty() {
+        buffer.resize(DIRECT_CHUNK + PAGE as usize, 0);
+    }
+    let aligned = buffer.as_ptr().align_offset(PAGE as usize);
+    let chunk = &mut buffer[aligned..aligned + DIRECT_CHUNK];
+    let mut at = write.offset - write.head.len() as u64;
+    let mut filled = 0;
+    let parts = std::iter::once(&write.head[..])
+        .chain(write.records.iter().map(Vec::as_slice))
+        .chain([&ZEROS[..write.padding]]);
+    for mut part in parts {
+        while !part.is_empty() {
+            let n = part.len().min(DIRECT_CHUNK - filled);
+            chunk[filled..filled + n].copy_from_slice(&part[..n]);
+            (filled, part) = (filled + n, &part[n..]);
+            if filled == DIRECT_CHUNK {
+                file.write_all_at(chunk, at)?;
+                (at, filled) = (at + DIRECT_CHUNK as u64, 0);
+            }
+        }
+    }
+    // Whole pages: the write starts at a page's start and its padding ends at one.
+    file.write_all_at(&chunk[..filled], at)
+}
+
 /// Writes `records`, then `padding` zeros, at `offset`: in one system call for up to [`IOV_MAX`]
 /// records.
 fn write_records(file: &File, records: &[Vec<u8>], padding: usize, offset: u64) -> io::Result<()> {
-    static ZEROS: [u8; PAGE as usize + HEADER] = [0; PAGE as usize + HEADER];
     let mut slices: Vec<IoSlice> = records.iter().map(|r| IoSlice::new(r)).collect();
     slices.push(IoSlice::new(&ZEROS[..padding]));
     let (mut slices, mut at) = (&mut slices[..], offset);
@@ -686,12 +770,19 @@ impl Tail {
         let path = segment_path(dir, first);
         let file = spares.take(&path)?;
         file.write_all_at(MAGIC, 0)?;
+        // A segment made from nothing (no spare was ready) grows as it is written: buffered.
+        let whole = self.direct_io && file.metadata()?.len() >= self.segment_bytes;
+        let direct = whole
+            .then(|| direct_writer(&path, self.segment_bytes))
+            .flatten();
         if let Some(closed) = self.current.take() {
             self.closed.push(closed);
         }
         self.current = Some(Segment {
             first,
             file: Arc::new(file),
+            direct: direct.map(Arc::new),
+            head: MAGIC.to_vec(),
             written: MAGIC.len() as u64,
             records: Vec::new(),
             buffered: 0,
@@ -1214,6 +1305,23 @@ mod tests {
         ReceiptLog::open_with(dir, imported, || {}, Failed::default(), segment_bytes).unwrap()
     }
 
+    /// [`open`], with segments written with direct I/O (where the filesystem has it) or not.
+    fn open_as(
+        dir: &Path,
+        segment_bytes: u64,
+        direct_io: bool,
+    ) -> (ReceiptLog, Imports, ReceiptThread) {
+        let opened = open(dir, 0, segment_bytes);
+        opened.0.log.tail().direct_io = direct_io;
+        opened
+    }
+
+    /// Runs `test` with direct I/O, then through the page cache.
+    fn both_ways(test: fn(bool)) {
+        test(true);
+        test(false);
+    }
+
     fn read_all(imports: &mut Imports) -> Vec<Received> {
         std::iter::from_fn(|| imports.next_record().unwrap()).collect()
     }
@@ -1429,19 +1537,32 @@ mod tests {
     /// next write takes their place.
     #[test]
     fn a_write_that_failed_loses_only_its_records_and_the_next_takes_their_place() {
+        both_ways(a_write_that_failed_loses_only_its_records_and_the_next_takes_their_place_with);
+    }
+
+    fn a_write_that_failed_loses_only_its_records_and_the_next_takes_their_place_with(
+        direct_io: bool,
+    ) {
         let dir = tempfile::tempdir().unwrap();
-        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let (log, mut imports, thread) = open_as(dir.path(), SEGMENT, direct_io);
         log.log.append(Frame::of(&delivery(1)).unwrap()).unwrap();
         let path = segment_path(dir.path(), 1);
         let writable = {
             let mut tail = log.log.tail();
             let current = tail.current.as_mut().unwrap();
-            // A handle that cannot write stands for the disk that cannot.
-            std::mem::replace(&mut current.file, Arc::new(File::open(&path).unwrap()))
+            // Handles that cannot write stand for the disk that cannot.
+            let unwritable = || Arc::new(File::open(&path).unwrap());
+            let direct = current.direct.as_ref().map(|_| unwritable());
+            (
+                std::mem::replace(&mut current.file, unwritable()),
+                std::mem::replace(&mut current.direct, direct),
+            )
         };
         assert!(matches!(log.log.sync(), Err(SyncFailure::Unwritten(_))));
         assert!(!imports.waiting());
-        log.log.tail().current.as_mut().unwrap().file = writable;
+        if let Some(current) = log.log.tail().current.as_mut() {
+            (current.file, current.direct) = writable;
+        }
         log.log.append(Frame::of(&delivery(2)).unwrap()).unwrap();
         log.log.sync().unwrap();
         let read = read_all(&mut imports);
@@ -1500,8 +1621,14 @@ mod tests {
 
     #[test]
     fn a_sync_of_more_records_than_one_system_call_takes_writes_them_all_in_order() {
+        both_ways(a_sync_of_more_records_than_one_system_call_takes_writes_them_all_in_order_with);
+    }
+
+    fn a_sync_of_more_records_than_one_system_call_takes_writes_them_all_in_order_with(
+        direct_io: bool,
+    ) {
         let dir = tempfile::tempdir().unwrap();
-        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let (log, mut imports, thread) = open_as(dir.path(), SEGMENT, direct_io);
         let count = 2 * IOV_MAX as u32 + 10;
         for n in 1..=count {
             log.log.append(Frame::of(&delivery(n)).unwrap()).unwrap();
@@ -1520,8 +1647,12 @@ mod tests {
     /// whatever an earlier use of the file left there, and nothing beyond.
     #[test]
     fn a_write_zeroes_the_rest_of_its_last_page() {
+        both_ways(a_write_zeroes_the_rest_of_its_last_page_with);
+    }
+
+    fn a_write_zeroes_the_rest_of_its_last_page_with(direct_io: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let (log, mut imports, thread) = open(dir.path(), 0, SEGMENT);
+        let (log, mut imports, thread) = open_as(dir.path(), SEGMENT, direct_io);
         wait_for_spare(&log);
         let page = PAGE as usize;
         let spare = dir.path().join("spare");
@@ -1547,6 +1678,75 @@ mod tests {
         );
         assert_eq!(read_all(&mut imports).len(), 1);
         stop(log, imports, thread);
+    }
+
+    #[test]
+    fn the_head_of_a_direct_write_is_what_its_page_held_before_the_records() {
+        let records = [b"abc".to_vec(), b"defg".to_vec()];
+        assert_eq!(tail_of(b"12345", &records, 0), b"");
+        assert_eq!(tail_of(b"12345", &records, 3), b"efg");
+        assert_eq!(tail_of(b"12345", &records, 6), b"bcdefg");
+        assert_eq!(tail_of(b"12345", &records, 9), b"45abcdefg");
+        assert_eq!(tail_of(b"", &records, 7), b"abcdefg");
+    }
+
+    /// Syncs that end within a page, on a page's end, and across the direct writes' pieces: every
+    /// record reads back, after a restart too, whichever way the segments were written.
+    #[test]
+    fn records_of_every_size_synced_in_every_grouping_read_back_in_order() {
+        both_ways(records_of_every_size_synced_in_every_grouping_read_back_in_order_with);
+    }
+
+    fn records_of_every_size_synced_in_every_grouping_read_back_in_order_with(direct_io: bool) {
+        const LARGE: u64 = 16 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut imports, thread) = open_as(dir.path(), LARGE, direct_io);
+        wait_for_spare(&log);
+        let sizes = [1, 4000, 4096, 10, 8191, 300 << 10, 0, 2];
+        let mut lengths = Vec::new();
+        let mut n = 0;
+        for round in 0..30usize {
+            for size in sizes.iter().cycle().skip(round).take(1 + round % 5) {
+                n += 1;
+                log.log
+                    .append(Frame::of(&with_body(n, *size)).unwrap())
+                    .unwrap();
+                lengths.push(*size);
+            }
+            log.log.sync().unwrap();
+        }
+        // One sync larger than a direct write's piece.
+        for _ in 0..20 {
+            n += 1;
+            log.log
+                .append(Frame::of(&with_body(n, 300 << 10)).unwrap())
+                .unwrap();
+            lengths.push(300 << 10);
+        }
+        log.log.sync().unwrap();
+        let uses_direct_io = log.log.tail().current.as_ref().unwrap().direct.is_some();
+        assert_eq!(uses_direct_io, direct_io && direct_io_here(dir.path()));
+        let check = |read: Vec<Received>| {
+            assert_eq!(read.len(), lengths.len());
+            for ((seq, len), record) in (1..).zip(&lengths).zip(&read) {
+                assert_eq!(record.seq, seq);
+                assert_eq!(record.delivery.body.len(), *len);
+            }
+        };
+        check(read_all(&mut imports));
+        stop(log, imports, thread);
+        let (log, mut imports, thread) = open(dir.path(), 0, LARGE);
+        check(read_all(&mut imports));
+        stop(log, imports, thread);
+    }
+
+    /// Whether the filesystem of `dir` takes direct I/O.
+    fn direct_io_here(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        std::fs::write(&probe, [0; PAGE as usize]).unwrap();
+        let here = direct_writer(&probe, PAGE).is_some();
+        std::fs::remove_file(probe).unwrap();
+        here
     }
 
     fn with_body(n: u32, len: usize) -> NewDelivery {
