@@ -769,12 +769,17 @@ impl Tail {
         let first = self.next_seq;
         let path = segment_path(dir, first);
         let file = spares.take(&path)?;
-        file.write_all_at(MAGIC, 0)?;
         // A segment made from nothing (no spare was ready) grows as it is written: buffered.
         let whole = self.direct_io && file.metadata()?.len() >= self.segment_bytes;
         let direct = whole
             .then(|| direct_writer(&path, self.segment_bytes))
             .flatten();
+        // A whole segment (a spare or a recycled one) starts with MAGIC already, and the first
+        // direct write writes it again from `head`: written here too, through the page cache,
+        // the page would have to be flushed before that write could go past it.
+        if direct.is_none() {
+            file.write_all_at(MAGIC, 0)?;
+        }
         if let Some(closed) = self.current.take() {
             self.closed.push(closed);
         }
