@@ -271,25 +271,13 @@ async fn ingest_phase(
         Arc::new(move |n| (url.clone(), Some(generate::tagmango_completed(&tag, n))))
     })
     .await;
-    record_load(results, "tagmango hooks", &hooks);
-    record_catch_up(
-        results,
-        &format!("tagmango hooks @{connections}"),
-        dir.path(),
-    )
-    .await?;
+    record_with_catch_up(results, "tagmango hooks", &hooks, dir.path()).await?;
     // `--only hooks` leaves the BigMarker lists out: a quick look at the hook path.
     let lists = if options.only.as_deref() == Some("hooks") {
         None
     } else {
         let lists = lists_load(&serve, &bigmarker_url, connections, duration, &tag).await;
-        record_load(results, "bigmarker lists", &lists);
-        record_catch_up(
-            results,
-            &format!("bigmarker lists @{connections}"),
-            dir.path(),
-        )
-        .await?;
+        record_with_catch_up(results, "bigmarker lists", &lists, dir.path()).await?;
         Some(lists)
     };
     let mut acknowledged = hooks.ok + lists.as_ref().map_or(0, |l| l.ok);
@@ -362,6 +350,17 @@ async fn ingest_phase(
         stored as u64 == acknowledged,
     );
     Ok(peak)
+}
+
+/// A load's figures, then its catch-up: how many it left to project and how long that took.
+async fn record_with_catch_up(
+    results: &mut Results,
+    what: &str,
+    load: &LoadResult,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    record_load(results, what, load);
+    record_catch_up(results, &format!("{what} @{}", load.connections), dir).await
 }
 
 /// Attendees in each BigMarker list of the ingest load.
