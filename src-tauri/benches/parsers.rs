@@ -1,8 +1,8 @@
 //! Criterion benchmarks: each platform's parser over its fixtures (deliveries per second), the
 //! BigMarker parser over one list of 50,000 attendees (attendees per second), journal +
 //! projection of TagMango webhooks and BigMarker lists (as `journal::record` and as the writer's
-//! backlog project them), and journaling alone (`journal::append_beside`) as the writer does
-//! during a burst.
+//! backlog project them), journaling alone (`journal::append_beside`) as the writer does
+//! during a burst, and framing a webhook as a record of the receipt log.
 //! Run by `bench/run`; never part of the test suite.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use rollcall::facts::Platform;
 use rollcall::platforms::{self, Delivery};
 use rollcall::store::journal::{self, Containment, NewDelivery, Prepared, Via};
+use rollcall::store::receipts;
 use rollcall::store::{database_path, open_writer, sources, StoreOptions};
 use rusqlite::Connection;
 
@@ -290,9 +291,34 @@ fn tagmango_completed(n: u64) -> NewDelivery {
     new_delivery(Platform::Tagmango, Some("webinar.completed.all"), body)
 }
 
+/// Framing a TagMango webhook as a record of the receipt log, as each hook request does during
+/// a burst, with the headers the receiver keeps.
+fn receipt_log(c: &mut Criterion) {
+    let mut delivery = tagmango_completed(7);
+    delivery.source_id = Some(3);
+    delivery.headers = [
+        ("content-length", "389"),
+        ("content-type", "application/json"),
+        ("user-agent", "TagMango-Webhooks/1.0"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let mut group = c.benchmark_group("receipt log");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("frame a tagmango webhook", |b| {
+        let mut seq = 0;
+        b.iter(|| {
+            seq += 1;
+            receipts::frame(&delivery, seq).expect("frame")
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = parsers, projection, journal_alone
+    targets = parsers, projection, journal_alone, receipt_log
 }
 criterion_main!(benches);

@@ -38,7 +38,8 @@
 //! Layout: `<data dir>/receipts/<first sequence number, 20 digits>.log`, written over in full
 //! before its first record (zero-filled ahead of time, or recycled: see [`Spares`]) and starting
 //! with [`MAGIC`], then records: payload length (u32 LE), CRC-32 of sequence number and payload
-//! (u32 LE), sequence number (u64 LE), payload. The payload is the delivery's metadata as JSON,
+//! (u32 LE), sequence number (u64 LE), payload. The payload is the delivery's metadata as JSON
+//! (its time in nanoseconds since the epoch; earlier versions wrote RFC 3339 text, still read),
 //! its length first (u32 LE), then the body. A header of zeros is where nothing was written yet;
 //! every write ends in one, and zeros to the end of its page. A record is numbered above the
 //! record before it, and at least as its segment is named, so what a recycled segment held
@@ -798,19 +799,28 @@ impl Tail {
     }
 }
 
-/// One record, framed before it has a sequence number: the checksum of the payload is taken
-/// outside the lock and combined with the number's under it.
+/// One record, framed before it has a sequence number, which the checksum covers first.
 struct Frame {
     bytes: Vec<u8>,
-    payload: crc32fast::Hasher,
+    /// A large payload's checksum, taken outside the lock and combined with the number's under
+    /// it; a small one is checksummed after the number under the lock, which is quicker than
+    /// combining (0.02 against 0.13 µs for a TagMango webhook).
+    payload: Option<crc32fast::Hasher>,
 }
 
-/// The metadata as written.
+/// Payloads above this size are checksummed outside the lock ([`Frame::payload`]): at about
+/// 19 GB/s, checksumming 2 KiB takes as long as combining two checksums.
+const COMBINE_ABOVE: usize = 2 << 10;
+
+/// The metadata as written. The time is written as nanoseconds since the epoch: as RFC 3339
+/// text it was 0.2 µs of the 0.63 µs that framing a TagMango webhook took (chrono formats it a
+/// character at a time, and serde_json checks each piece for escapes).
 #[derive(Serialize)]
 struct MetaOut<'a> {
     platform: &'a str,
     source_id: Option<i64>,
     trigger: Option<&'a str>,
+    #[serde(serialize_with = "chrono::serde::ts_nanoseconds::serialize")]
     received_at: DateTime<Utc>,
     via: &'a str,
     content_type: Option<&'a str>,
@@ -824,11 +834,29 @@ struct MetaIn {
     platform: String,
     source_id: Option<i64>,
     trigger: Option<String>,
-    received_at: DateTime<Utc>,
+    received_at: ReceivedAt,
     via: String,
     content_type: Option<String>,
     headers: BTreeMap<String, String>,
     time_zone: String,
+}
+
+/// The time a record was received, as written: nanoseconds since the epoch, or RFC 3339 text in
+/// records written before that (a log left by an earlier version is imported at start).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ReceivedAt {
+    Nanoseconds(i64),
+    Text(DateTime<Utc>),
+}
+
+impl From<ReceivedAt> for DateTime<Utc> {
+    fn from(at: ReceivedAt) -> Self {
+        match at {
+            ReceivedAt::Nanoseconds(nanos) => DateTime::from_timestamp_nanos(nanos),
+            ReceivedAt::Text(at) => at,
+        }
+    }
 }
 
 impl Frame {
@@ -860,22 +888,47 @@ impl Frame {
         }
         bytes[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
         bytes[HEADER..META_AT].copy_from_slice(&(meta_len as u32).to_le_bytes());
-        let mut payload = crc32fast::Hasher::new();
-        payload.update(&bytes[HEADER..]);
+        let payload = (payload_len > COMBINE_ABOVE).then(|| {
+            let mut payload = crc32fast::Hasher::new();
+            payload.update(&bytes[HEADER..]);
+            payload
+        });
         Ok(Frame { bytes, payload })
     }
 
     fn seal(&mut self, seq: u64) {
         self.bytes[8..16].copy_from_slice(&seq.to_le_bytes());
-        self.bytes[4..8].copy_from_slice(&checksum(seq, &self.payload).to_le_bytes());
+        let sum = match &self.payload {
+            Some(payload) => combined(seq, payload),
+            None => checksum(seq, &self.bytes[HEADER..]),
+        };
+        self.bytes[4..8].copy_from_slice(&sum.to_le_bytes());
     }
 }
 
-fn checksum(seq: u64, payload: &crc32fast::Hasher) -> u32 {
+/// The CRC-32 of the sequence number and then the payload.
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&seq.to_le_bytes());
+    sum.update(payload);
+    sum.finalize()
+}
+
+/// [`checksum`], from the payload's own.
+fn combined(seq: u64, payload: &crc32fast::Hasher) -> u32 {
     let mut sum = crc32fast::Hasher::new();
     sum.update(&seq.to_le_bytes());
     sum.combine(payload);
     sum.finalize()
+}
+
+/// Frames and seals `delivery` as record `seq`, as [`ReceiptLog::receive`] does, and gives the
+/// record's length: for the criterion benchmark of what a delivery costs the receiver.
+#[doc(hidden)]
+pub fn frame(delivery: &NewDelivery, seq: u64) -> Result<usize> {
+    let mut frame = Frame::of(delivery)?;
+    frame.seal(seq);
+    Ok(frame.bytes.len())
 }
 
 /// What reading at an offset found.
@@ -915,9 +968,7 @@ fn read_at(file: &File, offset: u64, len: u64, least: u64) -> io::Result<Read> {
     }
     let mut payload = vec![0; payload_len as usize];
     file.read_exact_at(&mut payload, offset + HEADER as u64)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&payload);
-    if checksum(seq, &hasher) != sum {
+    if checksum(seq, &payload) != sum {
         return Ok(Read::Torn);
     }
     if seq < least {
@@ -942,7 +993,7 @@ fn decode(seq: u64, payload: &[u8]) -> Result<Received> {
         platform: meta.platform.parse().map_err(|_| corrupt("platform"))?,
         source_id: meta.source_id,
         trigger: meta.trigger,
-        received_at: meta.received_at,
+        received_at: meta.received_at.into(),
         via: Via::parse(&meta.via).ok_or_else(|| corrupt("via"))?,
         content_type: meta.content_type,
         headers: meta.headers,
@@ -1364,6 +1415,57 @@ mod tests {
         assert_eq!(read.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(!imports.waiting());
         stop(log, imports, thread);
+    }
+
+    #[test]
+    fn a_record_from_an_earlier_version_with_its_time_as_text_reads_back_the_same() {
+        let sent = delivery(1);
+        let frame = Frame::of(&sent).unwrap();
+        let payload = &frame.bytes[HEADER..];
+        let meta_len = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&payload[4..4 + meta_len]).unwrap();
+        let nanos = sent.received_at.timestamp_nanos_opt().unwrap();
+        assert_eq!(meta["received_at"], nanos, "written as nanoseconds");
+        // chrono's RFC 3339 text, as earlier versions wrote it.
+        meta["received_at"] = serde_json::json!(sent.received_at);
+        assert!(meta["received_at"].is_string());
+        let meta = serde_json::to_vec(&meta).unwrap();
+        let mut earlier = (meta.len() as u32).to_le_bytes().to_vec();
+        earlier.extend_from_slice(&meta);
+        earlier.extend_from_slice(&sent.body);
+        let read = decode(1, &earlier).unwrap().delivery;
+        assert_eq!(read.received_at, sent.received_at);
+        assert_eq!(read.body, sent.body);
+        assert_eq!(read.headers, sent.headers);
+    }
+
+    #[test]
+    fn a_record_is_checksummed_the_same_whole_under_the_lock_or_combined() {
+        for size in [
+            0,
+            1,
+            COMBINE_ABOVE - 1,
+            COMBINE_ABOVE,
+            COMBINE_ABOVE + 1,
+            100 << 10,
+        ] {
+            let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&payload);
+            for seq in [1, 42, u64::MAX] {
+                assert_eq!(
+                    checksum(seq, &payload),
+                    combined(seq, &hasher),
+                    "{size} bytes"
+                );
+            }
+        }
+        assert!(Frame::of(&delivery(1)).unwrap().payload.is_none());
+        assert!(Frame::of(&with_body(1, COMBINE_ABOVE))
+            .unwrap()
+            .payload
+            .is_some());
     }
 
     #[test]
