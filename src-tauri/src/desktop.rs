@@ -10,14 +10,18 @@ use anyhow::Context;
 use tauri::{Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 
 use crate::cli::{serve_options, ServeArgs};
-use crate::server::Server;
+use crate::server::{ServeOptions, Server};
 use crate::tunnel::shell::ShellSpawner;
 
 struct Receiver(Mutex<Option<Server>>);
 
-/// Runs the desktop app until its window is closed.
+/// Runs the desktop app until its window is closed. A receiver that cannot start (the data
+/// directory held by another Rollcall, a port taken) is this function's error, as it is
+/// `serve`'s: Tauri would panic on a failed setup hook, so the hook keeps the error and exits.
 pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let options = serve_options(data_dir, args)?;
+    let failed: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    let setup_failed = failed.clone();
     let app = tauri::Builder::default()
         // First, so a second launch on the same data directory hands over and exits before it
         // starts a receiver of its own.
@@ -29,24 +33,15 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         )
         .plugin(tauri_plugin_shell::init())
         .setup(move |app| {
-            // The tunnel program runs through the shell plugin; stopping the server kills it.
-            let spawner = Arc::new(ShellSpawner(app.handle().clone()));
-            let server = tauri::async_runtime::block_on(Server::start_with(&options, spawner))?;
-            let login = server
-                .dashboard_access()
-                .login_url()
-                .context("no dashboard login link")?;
-            app.manage(Receiver(Mutex::new(Some(server))));
-            WebviewWindowBuilder::new(app, "main", WebviewUrl::External(login.parse()?))
-                .title("Rollcall")
-                .inner_size(1280.0, 840.0)
-                .min_inner_size(900.0, 600.0)
-                .build()?;
+            if let Err(error) = open_window(app, &options) {
+                *setup_failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                app.handle().exit(1);
+            }
             Ok(())
         })
         .build(tauri::generate_context!())
         .context("could not start the desktop app")?;
-    app.run(|handle, event| {
+    app.run_return(|handle, event| {
         if let RunEvent::Exit = event {
             if let Some(receiver) = handle.try_state::<Receiver>() {
                 let server = receiver.0.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -56,6 +51,25 @@ pub fn run(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let failed = failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+    failed.map_or(Ok(()), Err)
+}
+
+/// Starts the receiver and opens the window on its dashboard, logged in.
+fn open_window(app: &mut tauri::App, options: &ServeOptions) -> anyhow::Result<()> {
+    // The tunnel program runs through the shell plugin; stopping the server kills it.
+    let spawner = Arc::new(ShellSpawner(app.handle().clone()));
+    let server = tauri::async_runtime::block_on(Server::start_with(options, spawner))?;
+    let login = server
+        .dashboard_access()
+        .login_url()
+        .context("no dashboard login link")?;
+    app.manage(Receiver(Mutex::new(Some(server))));
+    WebviewWindowBuilder::new(app, "main", WebviewUrl::External(login.parse()?))
+        .title("Rollcall")
+        .inner_size(1280.0, 840.0)
+        .min_inner_size(900.0, 600.0)
+        .build()?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import {
-  BIN, GOTO_UID, REPO, addSource, artifact, freePort, gotoRegistration, importScenario, postHook, removeDir,
+  BIN, GOTO_UID, REPO, addSource, artifact, freePort, gotoRegistration, importScenario, postHook, removeDir, rollcall,
   scenario, sleep, startServe, tempDir, track, waitFor, writeArtifact,
 } from './support.mjs';
 import { WebDriver } from './webdriver.mjs';
@@ -44,11 +44,21 @@ function childrenRunning(parent, needle) {
   });
 }
 
-/** Is `pid` still a running (non-zombie) process? */
+/**
+ * Is `pid` still running? A process is gone once every one of its threads is: its main thread
+ * turns zombie first, while the others may still be exiting and holding its files (the data
+ * directory's lock among them).
+ */
 function alive(pid) {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^\d+ \(.*\) (\S)/.exec(stat)?.[1] !== 'Z';
+    return readdirSync(`/proc/${pid}/task`).some((task) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+        return /^\d+ \(.*\) (\S)/.exec(stat)?.[1] !== 'Z';
+      } catch {
+        return false;
+      }
+    });
   } catch {
     return false;
   }
@@ -158,10 +168,17 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
     );
   }
 
+  /**
+   * Clicks the first element matching `css`, waiting for it to appear: the window may still be
+   * loading its page when a session starts, and a re-render may replace an element just found.
+   */
   async function click(css) {
-    const [id] = await driver.findAll(css);
-    assert.ok(id, `nothing to click at ${css}`);
-    await driver.click(id);
+    await waitFor(async () => {
+      const [id] = await driver.findAll(css);
+      if (!id) return false;
+      await driver.click(id);
+      return true;
+    }, { timeout: 20_000, what: `something to click at ${css}` });
   }
 
   /** Why the page is blank, when it is: the language the page sees and the app module's error. */
@@ -237,6 +254,15 @@ describe('desktop window (Tauri under WebKitWebDriver)', { timeout: 300_000 }, (
     assert.ok((await fetch(`http://127.0.0.1:${ingestPort}/healthz`)).ok, 'the app receives on its ingest port');
     await assert.rejects(startServe(dataDir, { timeout: 15_000 }), /already running/i,
       'a second receiver on the same data directory is refused while the window is open');
+    // A second window too, when no session bus lets it hand over to this one: it says why, no panic.
+    const secondWindow = { ROLLCALL_DATA_DIR: dataDir, ROLLCALL_INGEST_BIND: '127.0.0.1:0',
+      ROLLCALL_DASHBOARD_BIND: '127.0.0.1:0', DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent' };
+    await assert.rejects(rollcall([], { env: secondWindow, timeout: 30_000 }), (e) => {
+      assert.match(e.message, /failed \(1\): /);
+      assert.match(e.message, /^error: Rollcall is already running on /m);
+      assert.doesNotMatch(e.message, /panicked/);
+      return true;
+    });
 
     // Live: a webhook posted to the app's ingest port appears without reloading.
     await waitFor(async () => (await texts('[data-testid="live-status"]'))[0] === 'connected', {
