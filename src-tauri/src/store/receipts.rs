@@ -698,7 +698,10 @@ fn tail_of(head: &[u8], records: &[Vec<u8>], len: usize) -> Vec<u8> {
         parts.push(&part[part.len() - take..]);
         left -= take;
     }
-    parts.iter().rev().flat_map(|p| p.iter().copied()).collect()
+    // A slice at a time: collected a byte at a time, this copy of up to a page was 7 % of the
+    // sync thread's samples at 64 connections, and it is made under the log's lock.
+    parts.reverse();
+    parts.concat()
 }
 
 /// Direct writes go out in pieces of this size at most: the buffer they are copied into stays
