@@ -698,7 +698,7 @@ fn tail_of(head: &[u8], records: &[Vec<u8>], len: usize) -> Vec<u8> {
         parts.push(&part[part.len() - take..]);
         left -= take;
     }
-    // A slice at a time: collected a byte at a time, this copy of up to a page was 7 % of the
+    // A slice at a time: collected a byte at a time, this copy of up to a page was 6 % of the
     // sync thread's samples at 64 connections, and it is made under the log's lock.
     parts.reverse();
     parts.concat()
