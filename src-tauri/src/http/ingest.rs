@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, RawPathParams, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -66,7 +66,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/hooks/{platform}/{token}", post(post_hook).get(probe))
         .route(
             "/hooks/{platform}/{token}/{trigger}",
-            post(post_hook_with_trigger).get(probe_with_trigger),
+            post(post_hook).get(probe),
         )
         .route("/healthz", get(health))
         .fallback(not_found)
@@ -85,60 +85,51 @@ async fn not_found() -> IngestError {
     IngestError::NotFound
 }
 
-#[derive(serde::Deserialize)]
-struct HookPath {
-    platform: String,
-    token: String,
+/// What a hook URL names, `/hooks/{platform}/{token}[/{trigger}]`: borrowed from the parameters
+/// the router matched, where `Path` copied each into a `String` of its own first.
+struct HookUrl<'a> {
+    platform: &'a str,
+    token: &'a str,
+    trigger: Option<&'a str>,
 }
 
-#[derive(serde::Deserialize)]
-struct TriggerPath {
-    platform: String,
-    token: String,
-    trigger: String,
-}
-
-async fn probe(
-    State(state): State<Arc<IngestState>>,
-    Path(path): Path<HookPath>,
-) -> Result<StatusCode, IngestError> {
-    probe_source(&state, &path.platform, &path.token).await
-}
-
-async fn probe_with_trigger(
-    State(state): State<Arc<IngestState>>,
-    Path(path): Path<TriggerPath>,
-) -> Result<StatusCode, IngestError> {
-    probe_source(&state, &path.platform, &path.token).await
+impl<'a> HookUrl<'a> {
+    fn of(params: &'a RawPathParams) -> HookUrl<'a> {
+        let mut url = HookUrl {
+            platform: "",
+            token: "",
+            trigger: None,
+        };
+        for (name, value) in params {
+            match name {
+                "platform" => url.platform = value,
+                "token" => url.token = value,
+                "trigger" => url.trigger = Some(value),
+                _ => {}
+            }
+        }
+        url
+    }
 }
 
 /// A probe stores nothing the writer could confirm, so it reads the source from the database.
-async fn probe_source(
-    state: &IngestState,
-    platform: &str,
-    token: &str,
+async fn probe(
+    State(state): State<Arc<IngestState>>,
+    params: RawPathParams,
 ) -> Result<StatusCode, IngestError> {
-    let platform = known_platform(state, platform)?;
-    authenticate(state, platform, token).await?;
+    let url = HookUrl::of(&params);
+    let platform = known_platform(&state, url.platform)?;
+    authenticate(&state, platform, url.token).await?;
     Ok(StatusCode::OK)
 }
 
 // The request is taken whole, not as `HeaderMap` and `Body`: that extractor clones the headers.
 async fn post_hook(
     State(state): State<Arc<IngestState>>,
-    Path(path): Path<HookPath>,
+    params: RawPathParams,
     request: Request,
 ) -> Result<impl IntoResponse, IngestError> {
-    receive(state, path.platform, path.token, None, request).await
-}
-
-async fn post_hook_with_trigger(
-    State(state): State<Arc<IngestState>>,
-    Path(path): Path<TriggerPath>,
-    request: Request,
-) -> Result<impl IntoResponse, IngestError> {
-    let trigger = Some(path.trigger);
-    receive(state, path.platform, path.token, trigger, request).await
+    receive(state, HookUrl::of(&params), request).await
 }
 
 /// What a hook request's headers said, copied out of them before the request waits for the
@@ -236,19 +227,22 @@ impl Drop for InFlight {
 
 async fn receive(
     state: Arc<IngestState>,
-    platform: String,
-    token: String,
-    trigger: Option<String>,
+    url: HookUrl<'_>,
     request: Request,
 ) -> Result<Json<Answer>, IngestError> {
+    let HookUrl {
+        platform,
+        token,
+        trigger,
+    } = url;
     let in_flight = InFlight::enter(&state.in_flight);
     let (parts, body) = request.into_parts();
     let heard = Heard::from(&parts.headers, &state.self_test);
     drop(parts);
-    let platform = known_platform(&state, &platform)?;
-    let source = match state.sources.get(platform, &token) {
+    let platform = known_platform(&state, platform)?;
+    let source = match state.sources.get(platform, token) {
         Some(source) => source,
-        None => authenticate(&state, platform, &token).await?,
+        None => authenticate(&state, platform, token).await?,
     };
     let reading = read_body(body, heard.declared_length, state.body_limit);
     let body = tokio::time::timeout(state.body_timeout, reading)
@@ -260,7 +254,7 @@ async fn receive(
     let delivery = NewDelivery {
         platform,
         source_id: None,
-        trigger,
+        trigger: trigger.map(str::to_owned),
         received_at: Utc::now(),
         via: heard.via,
         content_type: heard.content_type,
@@ -274,8 +268,8 @@ async fn receive(
     };
     // The source changed since it was read (the CLI can change it beside a running app): read
     // it again, and judge the delivery by what it is now.
-    state.sources.forget(&token);
-    let source = authenticate(&state, platform, &token).await?;
+    state.sources.forget(token);
+    let source = authenticate(&state, platform, token).await?;
     match deliver(&state, &source, delivery, &heard.signed, &in_flight).await? {
         Delivered::Answered(outcome) => answer(outcome),
         Delivered::SourceChanged(_) => answer(Err(StoreError::SourceChanged)),

@@ -10,11 +10,12 @@
 //! not answer anything on its own (URL probes read the database).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::facts::Platform;
-use crate::store::sources::{self, Source};
+use crate::store::sources::Source;
 
 /// More active tokens than any organizer has; past it the cache starts again rather than grow
 /// with tokens that were rotated away.
@@ -26,21 +27,24 @@ pub const TRUST_FOR: Duration = Duration::from_secs(1);
 /// A source, and when it was read from the database.
 type Entry = (Arc<Source>, Instant);
 
-/// Entries are found by the token's key (`sources::token_key`), so that the lookup compares
-/// digests, never a guessed token's bytes with a real one's: the digest's bytes, not the hex the
-/// database keeps (which took an allocation per request).
+/// Entries are found by the token's hash under this cache's random keys (SipHash), so that the
+/// lookup never compares a guessed token's bytes with a real one's, and a sender cannot choose
+/// tokens whose hashes land near a real one's; the token itself is then compared in constant
+/// time. The SHA-256 digest the database keeps gave the same, for 4,500 instructions a request
+/// (without the CPU's SHA instructions) against a hundred.
 #[derive(Default)]
 pub struct SourceCache {
-    by_digest: RwLock<HashMap<[u8; 32], Entry>>,
+    keys: RandomState,
+    by_hash: RwLock<HashMap<u64, Entry>>,
 }
 
 impl SourceCache {
     /// The source remembered for `token` on `platform`.
     pub fn get(&self, platform: Platform, token: &str) -> Option<Arc<Source>> {
-        let digest = sources::token_key(token);
-        let entries = self.by_digest.read().unwrap_or_else(|e| e.into_inner());
+        let hash = self.keys.hash_one(token);
+        let entries = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(&digest)
+            .get(&hash)
             .filter(|(source, read)| {
                 read.elapsed() < TRUST_FOR && source.platform == platform && source.has_token(token)
             })
@@ -48,16 +52,18 @@ impl SourceCache {
     }
 
     pub fn remember(&self, source: Arc<Source>) {
-        let mut entries = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
+        let hash = self.keys.hash_one(&source.token);
+        let mut entries = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(sources::token_key(&source.token), (source, Instant::now()));
+        entries.insert(hash, (source, Instant::now()));
     }
 
     pub fn forget(&self, token: &str) {
-        let mut entries = self.by_digest.write().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&sources::token_key(token));
+        let hash = self.keys.hash_one(token);
+        let mut entries = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(&hash);
     }
 }
 
