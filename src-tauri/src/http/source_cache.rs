@@ -31,7 +31,7 @@ type Entry = (Arc<Source>, Instant);
 /// lookup never compares a guessed token's bytes with a real one's, and a sender cannot choose
 /// tokens whose hashes land near a real one's; the token itself is then compared in constant
 /// time. The SHA-256 digest the database keeps gave the same, for 4,500 instructions a request
-/// (without the CPU's SHA instructions) against a hundred.
+/// (without the CPU's SHA instructions) against a few hundred.
 #[derive(Default)]
 pub struct SourceCache {
     keys: RandomState,
