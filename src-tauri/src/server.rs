@@ -2,8 +2,9 @@
 //! until told to stop, then stop in order (stop accepting, answer in-flight requests, commit
 //! the last batch). Headless `serve`, the desktop app and the tests all start it the same way.
 
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -246,11 +247,24 @@ impl Server {
             hookup: hookup.clone(),
             memo: Arc::default(),
         });
+        let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
+        let ingest = listener::serve_on_own_threads(
+            ingest_listener,
+            &ingest_app,
+            options.connection_limits,
+            || stopping(&stop_all),
+            SHUTDOWN_GRACE,
+            std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+        )
+        .map_err(|source| ServerError::Bind {
+            addr: ingest_addr,
+            source,
+        })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(serve_both(
-            (ingest_listener, ingest_app, options.connection_limits),
-            dashboard_listener,
-            dashboard_app,
+            ingest.stopped(),
+            (dashboard_listener, dashboard_app),
+            stop_all,
             stopped,
         ));
         Ok(Server {
@@ -340,26 +354,16 @@ impl Server {
     }
 }
 
-/// Serves both listeners until `stopped` fires, then lets each finish its open requests.
+/// Serves the dashboard until `stopped` fires, then lets it and the ingest threads finish their
+/// open requests.
 async fn serve_both(
-    (ingest, ingest_app, limits): (TcpListener, axum::Router, ConnectionLimits),
-    dashboard: TcpListener,
-    dashboard_app: axum::Router,
+    ingest: impl Future<Output = ()>,
+    (dashboard, dashboard_app): (TcpListener, axum::Router),
+    stop_all: tokio::sync::broadcast::Sender<()>,
     stopped: oneshot::Receiver<()>,
 ) {
-    let (stop_all, _) = tokio::sync::broadcast::channel::<()>(1);
-    let on_stop = |mut signal: tokio::sync::broadcast::Receiver<()>| async move {
-        let _ = signal.recv().await;
-    };
-    let ingest = listener::serve(
-        ingest,
-        ingest_app,
-        limits,
-        on_stop(stop_all.subscribe()),
-        SHUTDOWN_GRACE,
-    );
     let dashboard =
-        axum::serve(dashboard, dashboard_app).with_graceful_shutdown(on_stop(stop_all.subscribe()));
+        axum::serve(dashboard, dashboard_app).with_graceful_shutdown(stopping(&stop_all));
     let relay = async move {
         let _ = stopped.await;
         let _ = stop_all.send(());
@@ -367,6 +371,16 @@ async fn serve_both(
     let ((), dashboard, ()) = tokio::join!(ingest, dashboard.into_future(), relay);
     if let Err(error) = dashboard {
         tracing::error!(%error, "the dashboard listener failed");
+    }
+}
+
+/// Completes when `stop_all` sends, or is dropped.
+fn stopping(
+    stop_all: &tokio::sync::broadcast::Sender<()>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut signal = stop_all.subscribe();
+    async move {
+        let _ = signal.recv().await;
     }
 }
 

@@ -1,17 +1,19 @@
 //! Serving the ingest router on its public listener with the limits a port reachable from the
 //! internet needs: a deadline for request headers (so connections held open by a slow or
 //! silent sender are closed instead of piling up), a cap on header size, and a graceful stop
-//! that lets requests in flight finish. It owns connections, not requests: body limits and
-//! timeouts are the router's.
+//! that lets requests in flight finish, on a thread and runtime of its own. It owns
+//! connections, not requests: body limits and timeouts are the router's.
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 /// What a connection may cost before it has sent a request.
 #[derive(Debug, Clone, Copy)]
@@ -36,14 +38,150 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Starts serving `app` on `threads` threads of their own, each with a single-threaded runtime.
+/// The first thread accepts, and deals the connections round the threads in turn.
+///
+/// A webhook is a few microseconds of work and then a wait for the syncer's shared fsync, whose
+/// answers come in batches. On a work-stealing runtime each batch woke every worker to steal
+/// the others' tasks, and connections moved between threads; a connection that stays on one
+/// thread for its whole life does neither (`bench/results/README.md`, thirty-second round).
+/// The threads also keep a burst of webhooks from queueing the dashboard's requests, and the
+/// other way round. Bodies large enough to parse for long still go to a blocking pool.
+pub fn serve_on_own_threads<S>(
+    listener: TcpListener,
+    app: &axum::Router,
+    limits: ConnectionLimits,
+    stop: impl Fn() -> S,
+    grace: Duration,
+    threads: NonZeroUsize,
+) -> std::io::Result<Serving>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let mut dealt = Vec::new();
+    let mut sources = Vec::new();
+    for _ in 1..threads.get() {
+        let (deal, queue) = mpsc::unbounded_channel();
+        dealt.push(deal);
+        sources.push(Source::Dealt(queue));
+    }
+    sources.insert(0, Source::Listener(listener.into_std()?, dealt));
+    let mut finished = Vec::new();
+    for source in sources {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let incoming = {
+            // A tokio socket belongs to the runtime that registered it.
+            let _in = runtime.enter();
+            Incoming::new(source)?
+        };
+        let (app, stop) = (app.clone(), stop());
+        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("rollcall-ingest".into())
+            .spawn(move || {
+                runtime.block_on(serve(incoming, app, limits, stop, grace));
+                // Blocking parses still running finish before the stop is reported.
+                drop(runtime);
+                let _ = done.send(());
+            })?;
+        finished.push(stopped);
+    }
+    Ok(Serving(finished))
+}
+
+/// The ingest threads, serving.
+pub struct Serving(Vec<tokio::sync::oneshot::Receiver<()>>);
+
+impl Serving {
+    /// Completes once every thread has stopped serving.
+    pub async fn stopped(self) {
+        for stopped in self.0 {
+            let _ = stopped.await;
+        }
+    }
+}
+
+type Queue = mpsc::UnboundedReceiver<std::net::TcpStream>;
+type Deal = mpsc::UnboundedSender<std::net::TcpStream>;
+
+/// Where a thread's connections come from, before its runtime registers them.
+enum Source {
+    /// The listener, and the other threads' queues.
+    Listener(std::net::TcpListener, Vec<Deal>),
+    Dealt(Queue),
+}
+
+/// The connections one thread serves.
+enum Incoming {
+    Listener {
+        listener: TcpListener,
+        others: Vec<Deal>,
+        turn: usize,
+    },
+    Dealt(Queue),
+}
+
+impl Incoming {
+    /// Registers `source` with the runtime entered.
+    fn new(source: Source) -> std::io::Result<Incoming> {
+        Ok(match source {
+            Source::Listener(listener, others) => Incoming::Listener {
+                listener: TcpListener::from_std(listener)?,
+                others,
+                turn: 0,
+            },
+            Source::Dealt(queue) => Incoming::Dealt(queue),
+        })
+    }
+
+    /// This thread's next connection; `None` once no more can come.
+    async fn next(&mut self) -> Option<TcpStream> {
+        match self {
+            Incoming::Listener {
+                listener,
+                others,
+                turn,
+            } => loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait instead of spinning; open
+                        // connections time out and free their descriptors.
+                        tracing::warn!(%error, "could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                *turn = (*turn + 1) % (others.len() + 1);
+                let Some(other) = turn.checked_sub(1).and_then(|other| others.get(other)) else {
+                    return Some(stream);
+                };
+                match stream.into_std() {
+                    // A thread that has stopped serving drops what is dealt to it.
+                    Ok(stream) => drop(other.send(stream)),
+                    Err(error) => tracing::warn!(%error, "could not hand a connection over"),
+                }
+            },
+            Incoming::Dealt(queue) => loop {
+                match TcpStream::from_std(queue.recv().await?) {
+                    Ok(stream) => return Some(stream),
+                    Err(error) => tracing::warn!(%error, "could not take a connection over"),
+                }
+            },
+        }
+    }
+}
+
 /// hyper refuses read buffers smaller than this.
 const MIN_HEADER_BYTES: usize = 8192;
 
-/// Serves `app` on `listener` until `stop` completes, then lets open connections finish their
+/// Serves `app` on `incoming` until `stop` completes, then lets open connections finish their
 /// requests for up to `grace`, and cuts off the rest: a stalled sender cannot hold a stop (nor,
 /// through the store handle its request holds, the writer's exit).
-pub async fn serve(
-    listener: TcpListener,
+async fn serve(
+    mut incoming: Incoming,
     app: axum::Router,
     limits: ConnectionLimits,
     stop: impl Future<Output = ()>,
@@ -60,15 +198,9 @@ pub async fn serve(
     loop {
         while connections.try_join_next().is_some() {}
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning; open
-                    // connections time out and free their descriptors.
-                    tracing::warn!(%error, "could not accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            next = incoming.next() => match next {
+                Some(stream) => stream,
+                None => break,
             },
             () = &mut stop => break,
         };
@@ -81,7 +213,7 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    drop(incoming);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -92,4 +224,52 @@ pub async fn serve(
         );
     }
     connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    async fn answering_thread() -> String {
+        let thread = std::thread::current();
+        format!("{} {:?}", thread.name().unwrap_or_default(), thread.id())
+    }
+
+    #[tokio::test]
+    async fn connections_are_dealt_round_the_ingest_threads_until_the_stop() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/", axum::routing::get(answering_thread));
+        let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+        let stopping = || {
+            let mut stopped = stop.subscribe();
+            async move {
+                let _ = stopped.recv().await;
+            }
+        };
+        let (limits, grace) = (ConnectionLimits::default(), Duration::from_secs(1));
+        let threads = NonZeroUsize::new(3).unwrap();
+        let serving =
+            serve_on_own_threads(listener, &app, limits, stopping, grace, threads).unwrap();
+
+        let mut answered_on = BTreeSet::new();
+        for _ in 0..6 {
+            // A client of its own: a connection of its own.
+            let answer = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            assert!(answer.starts_with("rollcall-ingest "), "{answer}");
+            answered_on.insert(answer);
+        }
+        assert_eq!(answered_on.len(), 3, "{answered_on:?}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), serving.stopped())
+            .await
+            .expect("every ingest thread stops serving");
+        assert!(
+            reqwest::get(&url).await.is_err(),
+            "nothing listens after the stop"
+        );
+    }
 }
