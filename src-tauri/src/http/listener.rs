@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// What a connection may cost before it has sent a request.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +46,9 @@ impl Default for ConnectionLimits {
 /// the others' tasks, and connections moved between threads; a connection that stays on one
 /// thread for its whole life does neither: 13 % more webhooks a second on two cores. The price
 /// is that a thread whose connections all wait cannot help another, so requests that need no
-/// disk peak 12 % lower (`bench/results/README.md`, thirty-second round). The threads also keep a burst of webhooks from queueing the dashboard's requests, and the
-/// other way round. Bodies large enough to parse for long still go to a blocking pool.
+/// disk peak 12 % lower (`bench/results/README.md`, thirty-second round). The threads also
+/// keep a burst of webhooks from queueing the dashboard's requests, and the other way round.
+/// Bodies large enough to parse for long still go to a blocking pool.
 pub fn serve_on_own_threads<S>(
     listener: TcpListener,
     app: &axum::Router,
@@ -59,41 +60,55 @@ pub fn serve_on_own_threads<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
-    let mut dealt = Vec::new();
-    let mut sources = Vec::new();
-    for _ in 1..threads.get() {
-        let (deal, queue) = mpsc::unbounded_channel();
-        dealt.push(deal);
-        sources.push(Source::Dealt(queue));
-    }
-    sources.insert(0, Source::Listener(listener.into_std()?, dealt));
-    let mut finished = Vec::new();
-    for source in sources {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let incoming = {
-            // A tokio socket belongs to the runtime that registered it.
-            let _in = runtime.enter();
-            Incoming::new(source)?
-        };
-        let (app, stop) = (app.clone(), stop());
-        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("rollcall-ingest".into())
-            .spawn(move || {
-                runtime.block_on(serve(incoming, app, limits, stop, grace));
-                // Blocking parses still running finish before the stop is reported.
-                drop(runtime);
-                let _ = done.send(());
-            })?;
-        finished.push(stopped);
+    let (others, queues): (Vec<Deal>, Vec<Queue>) = (1..threads.get())
+        .map(|_| mpsc::unbounded_channel())
+        .unzip();
+    let listener = listener.into_std()?;
+    let accepting = move || {
+        Ok(Incoming::Listener {
+            listener: TcpListener::from_std(listener)?,
+            others,
+            turn: 0,
+        })
+    };
+    let mut finished = vec![spawn(accepting, app.clone(), limits, stop(), grace)?];
+    for queue in queues {
+        let dealt = || Ok(Incoming::Dealt(queue));
+        finished.push(spawn(dealt, app.clone(), limits, stop(), grace)?);
     }
     Ok(Serving(finished))
 }
 
+/// Starts one serving thread, its connections from `incoming` (called inside its runtime: a
+/// tokio socket belongs to the runtime that registered it); told when it has stopped.
+fn spawn(
+    incoming: impl FnOnce() -> std::io::Result<Incoming>,
+    app: axum::Router,
+    limits: ConnectionLimits,
+    stop: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let incoming = {
+        let _in = runtime.enter();
+        incoming()?
+    };
+    let (done, stopped) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("rollcall-ingest".into())
+        .spawn(move || {
+            runtime.block_on(serve(incoming, app, limits, stop, grace));
+            // Blocking parses still running finish before the stop is reported.
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+    Ok(stopped)
+}
+
 /// The ingest threads, serving.
-pub struct Serving(Vec<tokio::sync::oneshot::Receiver<()>>);
+pub struct Serving(Vec<oneshot::Receiver<()>>);
 
 impl Serving {
     /// Completes once every thread has stopped serving.
@@ -107,15 +122,9 @@ impl Serving {
 type Queue = mpsc::UnboundedReceiver<std::net::TcpStream>;
 type Deal = mpsc::UnboundedSender<std::net::TcpStream>;
 
-/// Where a thread's connections come from, before its runtime registers them.
-enum Source {
-    /// The listener, and the other threads' queues.
-    Listener(std::net::TcpListener, Vec<Deal>),
-    Dealt(Queue),
-}
-
 /// The connections one thread serves.
 enum Incoming {
+    /// The listener, and the other threads' queues.
     Listener {
         listener: TcpListener,
         others: Vec<Deal>,
@@ -125,18 +134,6 @@ enum Incoming {
 }
 
 impl Incoming {
-    /// Registers `source` with the runtime entered.
-    fn new(source: Source) -> std::io::Result<Incoming> {
-        Ok(match source {
-            Source::Listener(listener, others) => Incoming::Listener {
-                listener: TcpListener::from_std(listener)?,
-                others,
-                turn: 0,
-            },
-            Source::Dealt(queue) => Incoming::Dealt(queue),
-        })
-    }
-
     /// This thread's next connection; `None` once no more can come.
     async fn next(&mut self) -> Option<TcpStream> {
         match self {
