@@ -76,7 +76,7 @@ fn new_token() -> String {
 }
 
 /// The key tokens are looked up by: the lookup itself then leaks nothing about the token.
-pub fn token_key(token: &str) -> [u8; 32] {
+fn token_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
