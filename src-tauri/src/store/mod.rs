@@ -15,6 +15,7 @@ pub mod journal;
 pub mod projection;
 pub mod rebuild;
 pub mod receipts;
+pub mod relay;
 pub mod sources;
 pub mod subscriptions;
 mod syncer;

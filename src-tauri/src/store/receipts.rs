@@ -61,6 +61,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::journal::{NewDelivery, Via};
+use super::relay::Home;
 use super::syncer::{self, Failed, SyncFailure, Syncer, SyncerThread};
 use super::{Result, StoreError};
 
@@ -513,8 +514,12 @@ impl ReceiptLog {
         let frame = Frame::of(delivery)?;
         let seq = self.log.append(frame)?;
         let (told, synced) = oneshot::channel();
+        let home = Home::here();
         self.syncer.after_sync(Box::new(move |outcome| {
-            let _ = told.send(outcome.map_err(|e| StoreError::Unavailable(e.to_string())));
+            home.send(
+                told,
+                outcome.map_err(|e| StoreError::Unavailable(e.to_string())),
+            );
         }));
         synced
             .await

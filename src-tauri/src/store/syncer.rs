@@ -180,10 +180,13 @@ impl Syncer {
 }
 
 /// While a burst is on (the last sync answered at least [`BURST`]), a sync starts no sooner than
-/// this after the previous one ended, and covers what arrived meanwhile. Each fsync costs the
-/// cores a VM exit and two wake-ups: at 64 connections, syncs of 13 webhooks each (3,200 a
-/// second) were a sixth of the server's CPU. A lone delivery never waits.
-const GATHER: Duration = Duration::from_micros(200);
+/// this after the previous one ended, and covers what arrived meanwhile. Each sync costs the
+/// cores VM exits and wake-ups: at 64 connections, syncs of 13 webhooks each (3,200 a second)
+/// were a sixth of the server's CPU. Since a sync's answers go through relays (`store::relay`)
+/// and cost less, 100 µs keeps the cores busier than 200 did, for the same CPU per webhook; 50
+/// µs costs more CPU than it wins (`bench/results/README.md`, thirty-third round). A lone
+/// delivery never waits.
+const GATHER: Duration = Duration::from_micros(100);
 const BURST: usize = 8;
 
 fn run(
