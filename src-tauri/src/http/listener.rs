@@ -1,8 +1,10 @@
 //! Serving the ingest router on its public listener with the limits a port reachable from the
 //! internet needs: a deadline for request headers (so connections held open by a slow or
 //! silent sender are closed instead of piling up), a cap on header size, and a graceful stop
-//! that lets requests in flight finish; and the threads that serve it, each connection on one.
-//! It owns connections, not requests: body limits and timeouts are the router's.
+//! that lets requests in flight finish; and the threads that serve it, each connection on one,
+//! each thread with a relay for the answers the receipt log's syncer sends it
+//! (`store::relay`). It owns connections, not requests: body limits and timeouts are the
+//! router's.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
