@@ -312,3 +312,68 @@ fn reindex_refuses_a_store_a_receiver_is_using_and_works_once_it_stops() {
     let reindexed = ok(&rollcall(dir.path(), &["reindex"]));
     assert!(reindexed.starts_with("Reindexed:"), "{reindexed}");
 }
+
+/// A receiver whose output nobody reads any more (the pipe closed, as `| head` or a program
+/// that started it and went away leaves it) keeps receiving, and stops cleanly when told to:
+/// its status lines are only information.
+#[test]
+fn a_receiver_whose_output_is_closed_keeps_receiving_and_stops_cleanly() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    ok(&rollcall(
+        dir.path(),
+        &["sources", "add", "tagmango", "Closed pipe"],
+    ));
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--ingest-bind", "127.0.0.1:0"])
+        .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("ROLLCALL_PUBLIC_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/hooks").next())
+        .unwrap_or_else(|| panic!("the ingest address in {first:?}"))
+        .to_owned();
+    drop(lines);
+
+    let mut health = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        health,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    health.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    serve
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

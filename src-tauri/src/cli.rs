@@ -13,6 +13,17 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 use rusqlite::TransactionBehavior;
 
+/// A line of the receiver's status on stdout. A receiver outlives the terminal or pipe it was
+/// started with (`| head`, or the program that started it going away), and these lines are only
+/// information: one that cannot be written is dropped, where `println!` would panic, in the
+/// middle of a graceful stop among other places.
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 use crate::facts::Platform;
 use crate::hookup;
 use crate::http::ingest::DEFAULT_BODY_LIMIT;
@@ -340,14 +351,14 @@ fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let server = Server::start(&serve_options(data_dir, args)?).await?;
         let addr = server.ingest_addr();
         let public = server.public_url().current();
-        println!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
+        say!("Rollcall is receiving webhooks on http://{addr}/hooks/<platform>/<token>");
         if let Some(login) = server.dashboard_access().login_url() {
-            println!("Dashboard: {login}");
+            say!("Dashboard: {login}");
         }
-        println!("Data directory: {}", data_dir.display());
+        say!("Data directory: {}", data_dir.display());
         let listed = server.reads().with(sources::list)?;
         if args.tunnel.is_some() {
-            println!("Starting the tunnel; the sources' URLs follow once it is up.");
+            say!("Starting the tunnel; the sources' URLs follow once it is up.");
             tokio::spawn(print_tunnel(
                 server.public_url().subscribe(),
                 server.reads().clone(),
@@ -356,7 +367,7 @@ fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             print_sources(&public, &listed);
         }
         wait_for_stop().await;
-        println!("Stopping: answering in-flight deliveries...");
+        say!("Stopping: answering in-flight deliveries...");
         server.stop().await;
         anyhow::Ok(())
     })
@@ -382,24 +393,24 @@ async fn print_tunnel(mut tunnel: tokio::sync::watch::Receiver<TunnelReport>, re
 fn print_tunnel_status(report: &TunnelReport, reads: &ReadPool) {
     match &report.status {
         TunnelStatus::Up { url } => {
-            println!("\nTunnel up: {url} (pointing at this receiver's webhook listener)");
+            say!("\nTunnel up: {url} (pointing at this receiver's webhook listener)");
             if let Some(previous) = report.previous_url.as_deref().filter(|_| report.changed) {
                 let rule = "!".repeat(78);
-                println!("\n{rule}\nTHE PUBLIC URL CHANGED: it was {previous}\nRe-point EVERY platform below to its new URLs, or their webhooks will be lost.\n{rule}");
+                say!("\n{rule}\nTHE PUBLIC URL CHANGED: it was {previous}\nRe-point EVERY platform below to its new URLs, or their webhooks will be lost.\n{rule}");
             }
             match reads.with(sources::list) {
                 Ok(listed) => print_sources(url, &listed),
-                Err(error) => eprintln!("could not list the sources: {error}"),
+                Err(error) => tracing::warn!(%error, "could not list the sources"),
             }
         }
         TunnelStatus::NotInstalled {
             program,
             how_to_install,
-        } => println!("\nThe tunnel program {program} is not installed. {how_to_install}"),
+        } => say!("\nThe tunnel program {program} is not installed. {how_to_install}"),
         TunnelStatus::Down {
             reason,
             retry_in_secs,
-        } => println!("\nTunnel down: {reason}; retrying in {retry_in_secs} s"),
+        } => say!("\nTunnel down: {reason}; retrying in {retry_in_secs} s"),
         TunnelStatus::Starting | TunnelStatus::Off => {}
     }
 }
@@ -421,7 +432,7 @@ async fn wait_for_stop() {
 
 fn print_sources(public: &str, listed: &[Source]) {
     if listed.is_empty() {
-        println!("No sources yet: add one with `rollcall sources add <platform> <label>`.");
+        say!("No sources yet: add one with `rollcall sources add <platform> <label>`.");
     }
     for source in listed {
         print_source(public, source);
@@ -429,7 +440,7 @@ fn print_sources(public: &str, listed: &[Source]) {
 }
 
 fn print_source(public: &str, source: &Source) {
-    println!(
+    say!(
         "\n[{}] {} ({}), times without a zone read in {}{}",
         source.id,
         source.label,
@@ -441,7 +452,7 @@ fn print_source(public: &str, source: &Source) {
         }
     );
     for hook in hookup::hook_urls(public, source) {
-        println!("  {:<38} {}", hook.hook, hook.url);
+        say!("  {:<38} {}", hook.hook, hook.url);
     }
 }
 
