@@ -13,10 +13,10 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 use rusqlite::TransactionBehavior;
 
-/// A line of the receiver's status on stdout. A receiver outlives the terminal or pipe it was
-/// started with (`| head`, or the program that started it going away), and these lines are only
-/// information: one that cannot be written is dropped, where `println!` would panic, in the
-/// middle of a graceful stop among other places.
+/// A line on stdout. A receiver outlives the terminal or pipe it was started with (the program
+/// that started it going away), and `rollcall deliveries | head` closes the pipe early; what
+/// goes to stdout is only information, so a line that cannot be written is dropped, where
+/// `println!` would panic (in the middle of a receiver's graceful stop, among other places).
 macro_rules! say {
     ($($line:tt)*) => {{
         use std::io::Write as _;
@@ -492,7 +492,7 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
             }
             let zone = parse_zone(time_zone.as_deref())?.unwrap_or_else(machine_zone);
             let source = sources::add(&conn, platform, &label, zone, &secret_keys)?;
-            println!(
+            say!(
                 "Added source {:?}. Paste these URLs into {}:",
                 source.label,
                 platform.display_name()
@@ -504,7 +504,7 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
         }
         SourcesCommand::Rotate { source, public } => {
             let source = sources::rotate(&conn, find_source(&conn, &source)?.id)?;
-            println!(
+            say!(
                 "New token for {:?}; the old URLs no longer work. Update the platform:",
                 source.label
             );
@@ -513,7 +513,7 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
         SourcesCommand::Remove { source } => {
             let source = find_source(&conn, &source)?;
             sources::remove(&conn, source.id)?;
-            println!(
+            say!(
                 "Removed source {:?}; its deliveries stay in the journal.",
                 source.label
             );
@@ -524,7 +524,7 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
                 bail!("only GoTo Webinar signs its deliveries");
             }
             sources::add_secret_key(&conn, source.id, &key)?;
-            println!(
+            say!(
                 "Added a secret key to {:?}: deliveries must now be signed.",
                 source.label
             );
@@ -534,7 +534,7 @@ fn sources_command(data_dir: &Path, command: SourcesCommand) -> anyhow::Result<(
             if !sources::remove_secret_key(&conn, source.id, &key)? {
                 bail!("{:?} has no such secret key", source.label);
             }
-            println!("Removed the secret key from {:?}.", source.label);
+            say!("Removed the secret key from {:?}.", source.label);
         }
     }
     Ok(())
@@ -594,7 +594,7 @@ fn import(data_dir: &Path, args: &ImportArgs) -> anyhow::Result<()> {
     }
     tx.commit()?;
     for (path, receipt) in outcomes {
-        println!(
+        say!(
             "{}: delivery {} {}",
             path.display(),
             receipt.delivery,
@@ -617,9 +617,11 @@ fn reindex(data_dir: &Path) -> anyhow::Result<()> {
     };
     lock.describe(&format!("reindexing, process {}", std::process::id()));
     let report = crate::store::rebuild::reindex(data_dir, &StoreOptions::default())?;
-    println!(
+    say!(
         "Reindexed: {} projected, {} quarantined, {} ignored.",
-        report.projected, report.quarantined, report.ignored
+        report.projected,
+        report.quarantined,
+        report.ignored
     );
     Ok(())
 }
@@ -647,7 +649,7 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
     };
     let listed = journal::list(&conn, &filter)?;
     if listed.is_empty() {
-        println!("No deliveries yet.");
+        say!("No deliveries yet.");
     }
     for d in listed {
         let trigger = d
@@ -655,7 +657,7 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|t| format!("/{t}"))
             .unwrap_or_default();
-        println!(
+        say!(
             "{:>6}  {}  {:<11} {:<12} {:>9} B  {}{}",
             d.id,
             d.received_at,
@@ -666,7 +668,7 @@ fn deliveries(data_dir: &Path, args: &DeliveriesArgs) -> anyhow::Result<()> {
             trigger
         );
         if let Some(detail) = d.detail {
-            println!("        {detail}");
+            say!("        {detail}");
         }
     }
     Ok(())
@@ -720,11 +722,12 @@ fn export(data_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
 fn backup(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     let path = database_path(data_dir);
     let backup = crate::store::backup::backup(&path, file)?;
-    println!(
+    say!(
         "Backed up {} deliveries to {}.",
-        backup.deliveries, backup.file
+        backup.deliveries,
+        backup.file
     );
-    println!(
+    say!(
         "To restore: stop Rollcall, then copy it to {} (or start with --data-dir on a folder \
          holding it as {}).",
         path.display(),
