@@ -149,6 +149,9 @@ pub fn start_with(
     let (waiting, queue) = channel();
     let outstanding = Arc::new(AtomicUsize::new(0));
     let answered = outstanding.clone();
+    // At the default policy its wake-ups preempt whatever runs, an ingest thread most often.
+    // At SCHED_BATCH the ingest threads were preempted less than half as often, but each sync
+    // started later and the cores were less busy (bench/results/README.md, thirty-fourth round).
     let thread = std::thread::Builder::new()
         .name("rollcall-syncer".into())
         .spawn(move || run(what, &queue, sync, &answered, synced, &failed))
@@ -185,7 +188,8 @@ impl Syncer {
 /// were a sixth of the server's CPU. Since a sync's answers go through relays (`store::relay`)
 /// and cost less, 100 µs keeps the cores busier than 200 did (82 against 78 %) for 0.3 µs more
 /// CPU per webhook, and answers 4.5 % more webhooks a second; 50 µs costs more CPU than it wins
-/// (`bench/results/README.md`, thirty-third round). A lone delivery never waits.
+/// (`bench/results/README.md`, thirty-third round), and 75 µs was no different (thirty-fourth).
+/// A lone delivery never waits.
 const GATHER: Duration = Duration::from_micros(100);
 const BURST: usize = 8;
 
