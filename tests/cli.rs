@@ -377,3 +377,37 @@ fn a_receiver_whose_output_is_closed_keeps_receiving_and_stops_cleanly() {
     assert!(status.success(), "{status}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// SIGTERM as soon as a receiver has said it is receiving (a service manager stopping it as it
+/// starts) stops it gracefully, every time: the signal is listened for from before the receiver
+/// starts, where it used to be only once the receiver had printed its sources, and a signal
+/// in between killed it. Five tries: the old code died in about a third of them.
+#[test]
+fn a_receiver_told_to_stop_as_it_announces_itself_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["serve", "--ingest-bind", "127.0.0.1:0"])
+            .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("ROLLCALL_PUBLIC_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(serve.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("Rollcall is receiving"), "{first:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(serve.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = serve.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}

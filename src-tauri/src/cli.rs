@@ -348,6 +348,7 @@ pub fn serve_options(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<ServeO
 fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
     runtime.block_on(async {
+        let stop = stop_requested();
         let server = Server::start(&serve_options(data_dir, args)?).await?;
         let addr = server.ingest_addr();
         let public = server.public_url().current();
@@ -366,7 +367,7 @@ fn serve(data_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         } else {
             print_sources(&public, &listed);
         }
-        wait_for_stop().await;
+        stop.await;
         say!("Stopping: answering in-flight deliveries...");
         server.stop().await;
         anyhow::Ok(())
@@ -415,19 +416,28 @@ fn print_tunnel_status(report: &TunnelReport, reads: &ReadPool) {
     }
 }
 
-async fn wait_for_stop() {
+/// Completes on SIGTERM or Ctrl-C. The handlers are installed when it is called, not when it is
+/// first awaited: called before the receiver starts, a signal that arrives while it starts or
+/// announces itself stops it gracefully, where the default action would kill it mid-request.
+fn stop_requested() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut term), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            });
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn print_sources(public: &str, listed: &[Source]) {
