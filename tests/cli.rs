@@ -2,7 +2,7 @@
 //! errors for bad input.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 fn rollcall(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rollcall"))
@@ -12,6 +12,29 @@ fn rollcall(data_dir: &Path, args: &[&str]) -> Output {
         .env_remove("ROLLCALL_PUBLIC_URL")
         .output()
         .unwrap()
+}
+
+/// `rollcall serve` on `data_dir`, on ports of its own, its stdout piped and its stderr to
+/// `stderr`.
+fn serve(data_dir: &Path, stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--ingest-bind", "127.0.0.1:0"])
+        .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("ROLLCALL_PUBLIC_URL")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Asks `child` to stop, as a service manager does.
+fn terminate(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
 }
 
 fn ok(output: &Output) -> String {
@@ -290,13 +313,7 @@ fn exports_write_csv_files_with_the_zone_named() {
 fn reindex_refuses_a_store_a_receiver_is_using_and_works_once_it_stops() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(["serve", "--ingest-bind", "127.0.0.1:0"])
-        .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = serve(dir.path(), Stdio::inherit());
     let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
     assert!(
         lines.any(|line| line.unwrap().starts_with("Dashboard:")),
@@ -319,21 +336,12 @@ fn reindex_refuses_a_store_a_receiver_is_using_and_works_once_it_stops() {
 #[test]
 fn a_receiver_whose_output_is_closed_keeps_receiving_and_stops_cleanly() {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     ok(&rollcall(
         dir.path(),
         &["sources", "add", "tagmango", "Closed pipe"],
     ));
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(["serve", "--ingest-bind", "127.0.0.1:0"])
-        .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("ROLLCALL_PUBLIC_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = serve(dir.path(), Stdio::piped());
     let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first
@@ -354,11 +362,7 @@ fn a_receiver_whose_output_is_closed_keeps_receiving_and_stops_cleanly() {
     health.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(serve.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    terminate(&serve);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         if let Some(status) = serve.try_wait().unwrap() {
@@ -385,28 +389,15 @@ fn a_receiver_whose_output_is_closed_keeps_receiving_and_stops_cleanly() {
 #[test]
 fn a_receiver_told_to_stop_as_it_announces_itself_stops_cleanly() {
     use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let mut serve = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .args(["serve", "--ingest-bind", "127.0.0.1:0"])
-            .args(["--dashboard-bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env_remove("ROLLCALL_PUBLIC_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut serve = serve(dir.path(), Stdio::null());
         let mut first = String::new();
         BufReader::new(serve.stdout.take().unwrap())
             .read_line(&mut first)
             .unwrap();
         assert!(first.starts_with("Rollcall is receiving"), "{first:?}");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(serve.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
+        terminate(&serve);
         let status = serve.wait().unwrap();
         assert!(status.success(), "{status}");
     }
