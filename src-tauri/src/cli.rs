@@ -416,9 +416,10 @@ fn print_tunnel_status(report: &TunnelReport, reads: &ReadPool) {
     }
 }
 
-/// Completes on SIGTERM or Ctrl-C. The handlers are installed when it is called, not when it is
-/// first awaited: called before the receiver starts, a signal that arrives while it starts or
-/// announces itself stops it gracefully, where the default action would kill it mid-request.
+/// Completes on SIGTERM or Ctrl-C. On Unix the handlers are installed when it is called, not
+/// when it is first awaited: called before the receiver starts, a signal that arrives while it
+/// starts or announces itself stops it gracefully, where the default action would kill it
+/// mid-request. Elsewhere Ctrl-C is listened for from the first await.
 fn stop_requested() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
