@@ -37,6 +37,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -82,13 +83,9 @@ const QUIET_AFTER: Duration = Duration::from_millis(10);
 /// 10,000-person TagMango webinar's end is 10,000 webhooks, seconds at this machine's rate),
 /// and at two seconds a five-second flood paid its import twice during the load.
 const MAX_LAG: Duration = Duration::from_secs(10);
-/// How often the writer looks at its queue while receipts wait for their import.
-const IMPORT_POLL: Duration = Duration::from_millis(1);
-/// How often it looks while it waits a moment before projecting on its own.
-const QUEUE_POLL: Duration = Duration::from_micros(100);
 /// After a projection failure (disk full), the backlog waits this long before the next try.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Meanwhile the writer looks for work this often.
+/// Meanwhile the writer looks at the backlog again this often (a job wakes it at once).
 const RETRY_POLL: Duration = Duration::from_millis(20);
 /// On stop, the backlog is projected for this long at most; the rest is at the next start.
 const STOP_DRAIN: Duration = Duration::from_secs(5);
@@ -633,7 +630,7 @@ fn next(
 ) -> Next {
     if let Some(wait) = importing.wait() {
         // Receipts are arriving: not idle, whatever the queue says. They are imported when due.
-        return match wait_for(queue, wait, IMPORT_POLL) {
+        return match wait_for(queue, wait) {
             Ok(job) => Next::Batch(job),
             Err(TryRecvError::Empty) => Next::Again,
             Err(TryRecvError::Disconnected) => Next::Stop,
@@ -654,11 +651,7 @@ fn next(
     // Senders waiting on their answers post again within a fraction of IDLE_AFTER, and a
     // projection slice started in between would make them wait for its commit.
     let ready = backlog.ready();
-    match wait_for(
-        queue,
-        if ready { IDLE_AFTER } else { RETRY_POLL },
-        QUEUE_POLL,
-    ) {
+    match wait_for(queue, if ready { IDLE_AFTER } else { RETRY_POLL }) {
         Ok(job) => Next::Batch(job),
         Err(TryRecvError::Empty) if ready => Next::Project,
         Err(TryRecvError::Empty) => Next::Again,
@@ -666,20 +659,42 @@ fn next(
     }
 }
 
-/// The next job if one arrives within `patience`.
-fn wait_for(
-    queue: &mut mpsc::Receiver<Job>,
-    patience: Duration,
-    poll: Duration,
-) -> Result<Job, TryRecvError> {
+/// The next job if one arrives within `patience`: the thread sleeps until a job wakes it or
+/// the time is up. Looking at the queue every millisecond instead woke the writer 930 times a
+/// second while a burst's receipts waited for their import, and each wake took a core from
+/// the burst's requests: a third of the HTTP workers' preemptions (`bench/results/README.md`,
+/// thirty-fifth round). tokio's timer, the other way to wait on this queue, counts in whole
+/// milliseconds, and [`IDLE_AFTER`] is one.
+fn wait_for(queue: &mut mpsc::Receiver<Job>, patience: Duration) -> Result<Job, TryRecvError> {
     let until = Instant::now() + patience;
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
     loop {
-        match queue.try_recv() {
-            Err(TryRecvError::Empty) if Instant::now() < until => {
-                std::thread::sleep(poll.min(until.saturating_duration_since(Instant::now())));
+        match queue.poll_recv(&mut context) {
+            Poll::Ready(Some(job)) => return Ok(job),
+            Poll::Ready(None) => return Err(TryRecvError::Disconnected),
+            Poll::Pending => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(TryRecvError::Empty);
+                }
+                // Returns early when woken, and now and then for no reason: the loop looks again.
+                std::thread::park_timeout(left);
             }
-            other => return other,
         }
+    }
+}
+
+/// Wakes the writer thread when a job arrives on the queue it waits on.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -1165,6 +1180,39 @@ mod tests {
         pace.earned(Duration::from_secs(4));
         assert_eq!(pace.due(), Some(IDLE_SLICE));
         assert_eq!(pace.due(), None);
+    }
+
+    #[test]
+    fn a_job_sent_while_the_writer_waits_wakes_it_before_its_patience_is_out() {
+        let (jobs, mut queue) = mpsc::channel(1);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            jobs.blocking_send(Job::Synced).unwrap();
+            jobs
+        });
+        let started = Instant::now();
+        let patience = Duration::from_secs(60);
+        assert!(matches!(wait_for(&mut queue, patience), Ok(Job::Synced)));
+        // Unwoken, it would have taken the job only once the minute was up.
+        assert!(started.elapsed() < patience / 2, "{:?}", started.elapsed());
+        drop(sender.join().unwrap());
+    }
+
+    #[test]
+    fn a_wait_that_no_job_ends_is_empty_once_its_patience_is_out() {
+        let (jobs, mut queue) = mpsc::channel::<Job>(1);
+        let started = Instant::now();
+        let patience = Duration::from_millis(30);
+        assert!(matches!(
+            wait_for(&mut queue, patience),
+            Err(TryRecvError::Empty)
+        ));
+        assert!(started.elapsed() >= patience);
+        drop(jobs);
+        assert!(matches!(
+            wait_for(&mut queue, patience),
+            Err(TryRecvError::Disconnected)
+        ));
     }
 
     #[test]
