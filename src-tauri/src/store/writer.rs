@@ -661,8 +661,9 @@ fn next(
 
 /// The next job if one arrives within `patience`: the thread sleeps until a job wakes it or
 /// the time is up. Looking at the queue every millisecond instead woke the writer 930 times a
-/// second while a burst's receipts waited for their import, and each wake took a core from
-/// the burst's requests: a third of the HTTP workers' preemptions (`bench/results/README.md`,
+/// second while a burst's receipts waited for their import, though nothing comes on the queue
+/// then; each wake took a core from the cycle of syncs and answers every sender waits on, and
+/// without them webhooks at 64 connections came 8.5 % faster (`bench/results/README.md`,
 /// thirty-fifth round). tokio's timer, the other way to wait on this queue, counts in whole
 /// milliseconds, and [`IDLE_AFTER`] is one.
 fn wait_for(queue: &mut mpsc::Receiver<Job>, patience: Duration) -> Result<Job, TryRecvError> {
